@@ -1,0 +1,82 @@
+"""Marker interfaces, the signing-case contract and the registry settings."""
+
+from __future__ import annotations
+
+from zope import schema
+from zope.interface import Interface
+from zope.publisher.interfaces.browser import IDefaultBrowserLayer
+
+from esign.plone import _
+
+
+class IESignLayer(IDefaultBrowserLayer):
+    """Browser layer: present while esign.plone is installed on the site."""
+
+
+class ISigningCase(Interface):
+    """Marker of the signing case content type ("Underskriftsärende")."""
+
+
+class ISignable(Interface):
+    """What can be signed, signer by signer (a signing case adapts to this)."""
+
+    def sign(signer_id, identity):
+        """Sign as the signer ``signer_id``, whose fresh ``identity`` must match.
+
+        :returns: the signing engine's ``SignatureResult``.
+        :raises esign.plone.errors.ESignError: on every refusal.
+        """
+
+    def signatures():
+        """The signatures made so far, as ``SignatureRecord`` values, in signing order."""
+
+    def validate():
+        """Validate the signed document against the site root: a ``ValidationReport``."""
+
+
+class IESignSettings(Interface):
+    """Settings in the esign.plone control panel (registry prefix ``esign``)."""
+
+    organisation_name = schema.TextLine(
+        title=_("label_organisation_name", default="Organisation"),
+        description=_(
+            "help_organisation_name",
+            default="Named in the site's CA certificates and in every signature certificate.",
+        ),
+        default="Plone",
+        required=True,
+    )
+
+    max_document_size_mb = schema.Int(
+        title=_("label_max_document_size", default="Largest document (MB)"),
+        default=50,
+        min=1,
+        max=1024,
+        required=True,
+    )
+
+    key_algorithm = schema.Choice(
+        title=_("label_key_algorithm", default="Key algorithm of the one-time signer keys"),
+        values=["ec-p256", "rsa-3072"],
+        default="ec-p256",
+        required=True,
+    )
+
+    certificate_validity_minutes = schema.Int(
+        title=_("label_certificate_validity", default="Validity of a signer certificate (minutes)"),
+        description=_(
+            "help_certificate_validity",
+            default="The key is destroyed after the signature, so a short validity is enough.",
+        ),
+        default=10,
+        min=1,
+        max=60 * 24 * 365,
+        required=True,
+    )
+
+
+class IESignInternal(Interface):
+    """Records the add-on keeps for itself (registry prefix ``esign.internal``)."""
+
+    pki_id = schema.ASCIILine(title="Directory name of this site's PKI", required=False)
+    hash_salt = schema.ASCIILine(title="Salt for identity lookups", required=False)

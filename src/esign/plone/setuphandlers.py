@@ -1,0 +1,46 @@
+"""Install and uninstall steps that GenericSetup XML cannot express."""
+
+from __future__ import annotations
+
+import secrets
+import uuid
+
+from plone import api
+from plone.base.interfaces import INonInstallable
+from zope.interface import implementer
+
+from esign.plone import logger
+
+
+@implementer(INonInstallable)
+class HiddenProfiles:
+    def getNonInstallableProfiles(self) -> list[str]:
+        return ["esign.plone:uninstall"]
+
+    def getNonInstallableProducts(self) -> list[str]:
+        return []
+
+
+def post_install(context) -> None:
+    """Give the site its own PKI (root and issuing CA) and a salt for identity lookups."""
+    from esign.plone.sitepki import ensure_site_pki
+
+    if not api.portal.get_registry_record("esign.internal.pki_id", default=None):
+        api.portal.set_registry_record("esign.internal.pki_id", uuid.uuid4().hex)
+    if not api.portal.get_registry_record("esign.internal.hash_salt", default=None):
+        api.portal.set_registry_record("esign.internal.hash_salt", secrets.token_hex(32))
+    organisation = api.portal.get_registry_record("esign.organisation_name", default="") or "Plone"
+    if organisation == "Plone":
+        organisation = api.portal.get().Title() or organisation
+        api.portal.set_registry_record("esign.organisation_name", organisation)
+    ensure_site_pki(organisation=organisation)
+
+
+def uninstall(context) -> None:
+    """The profile removed type, workflow, registry, layer and control panel.
+
+    The CA files stay on disk on purpose: a CA key is not something to destroy
+    by a click, and the root that earlier documents chain to stays at hand.
+    Installing again creates a new PKI folder and root.
+    """
+    logger.info("esign.plone uninstalled; the site PKI files were kept.")

