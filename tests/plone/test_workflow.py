@@ -180,3 +180,11 @@ def test_pending_cases_are_found_by_identity_without_storing_the_number_in_the_c
     catalog = api.portal.get_tool("portal_catalog")
     index = catalog._catalog.getIndex("esign_signer_keys")
     assert all(ANNA["personal_number"] not in str(k) for k in index.uniqueValues())
+
+
+def test_a_script_made_case_with_a_bad_personnummer_is_not_sent(portal, officer, make_case):
+    login(portal, "officer")
+    case = make_case(signers=({**ANNA, "personal_number": "191212121213"},))
+    with pytest.raises(InvalidInput, match="kontrollsiffra"):
+        esign.send_case(case)
+    assert esign.state_of(case) == "draft"

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-from collective.z3cform.datagridfield.datagridfield import DataGridFieldWidgetFactory
+from collective.z3cform.datagridfield.datagridfield import DataGridFieldWidgetFactory, DataGridValidator
 from collective.z3cform.datagridfield.row import DictRow
 from plone import api
 from plone.autoform import directives
 from plone.namedfile.field import NamedBlobFile
 from plone.supermodel import model
+from z3c.form.validator import WidgetValidatorDiscriminators
 from zope import schema
 from zope.interface import Interface, Invalid, invariant
+from zope.schema.interfaces import ValidationError
 from zope.schema.vocabulary import SimpleTerm, SimpleVocabulary
 
 from esign.plone import _
@@ -60,9 +62,20 @@ class ISignerRow(Interface):
     email = schema.TextLine(title=_("label_signer_email", default="E-post"), required=True)
 
 
+class InvalidCaseValue(ValidationError):
+    """A value of a signing case is wrong; the message says how, in the form and over REST."""
+
+    def __init__(self, message) -> None:
+        super().__init__(message)
+        self.message = message
+
+    def doc(self):
+        return self.message
+
+
 def check_information_class(value: str) -> bool:
     if value == "K4":
-        raise Invalid(K4_REFUSAL)
+        raise InvalidCaseValue(K4_REFUSAL)
     return True
 
 
@@ -73,10 +86,10 @@ def check_signers(rows: list[dict]) -> bool:
         try:
             normalize_signer_row(row)
         except InvalidInput as exc:
-            raise Invalid(f"Undertecknare {number}: {exc.message}") from exc
+            raise InvalidCaseValue(f"Undertecknare {number}: {exc.message}") from exc
         key = row.get("personal_number") or row.get("hsa_id")
         if key in seen:
-            raise Invalid(f"Undertecknare {number} finns redan med i listan.")
+            raise InvalidCaseValue(f"Undertecknare {number} finns redan med i listan.")
         seen.add(key)
     return True
 
@@ -108,7 +121,7 @@ def check_document(value) -> bool:
     try:
         check_pdf_file(value)
     except ESignError as exc:
-        raise Invalid(exc.message) from exc
+        raise InvalidCaseValue(exc.message) from exc
     return True
 
 
@@ -188,3 +201,14 @@ def max_document_size() -> int:
     except Exception:  # no site (scripts before install): the documented default
         mb = 50
     return int(mb or 50) * 1024 * 1024
+
+
+class SignersValidator(DataGridValidator):
+    """The data-grid widget skips the list's constraint; the signer rules must still run."""
+
+    def validate(self, value, force=False):
+        super().validate(value, force)
+        check_signers(value or [])
+
+
+WidgetValidatorDiscriminators(SignersValidator, field=ISigningCaseSchema["signers"])

@@ -17,6 +17,7 @@ from plone.namedfile.file import NamedBlobFile
 
 from esign.plone import logger
 from esign.plone.content.identifiers import identity_key
+from esign.plone.content.schema import normalize_signer_row
 from esign.plone.content.signing_case import DECLINED, PENDING, SIGNED, SignerRecord
 from esign.plone.errors import (
     AlreadySigned,
@@ -93,6 +94,12 @@ def send_case(case) -> None:
         raise WrongState("Bara ett utkast kan skickas.")
     if not ready_to_send(case):
         raise InvalidInput("Ärendet behöver ett PDF-dokument och minst en undertecknare innan det skickas.")
+    # Scripts can create cases without the form's checks; nothing unchecked goes out.
+    for number, row in enumerate(case.signers, start=1):
+        try:
+            normalize_signer_row(dict(row))
+        except InvalidInput as exc:
+            raise InvalidInput(f"Undertecknare {number}: {exc.message}", field="signers") from exc
     api.content.transition(obj=case, transition="send")
 
 

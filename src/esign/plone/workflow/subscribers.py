@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from esign.plone.errors import CaseLocked
+from esign.plone.content.schema import normalize_signer_row
+from esign.plone.errors import CaseLocked, InvalidInput
 from esign.plone.workflow import cases
 
 def after_transition(case, event) -> None:
@@ -21,9 +22,28 @@ def refuse_changes_after_send(case, event) -> None:
     stops code that edits through the normal events (``api.content`` scripts,
     content rules) from changing a document someone has signed or is signing.
     """
-    if cases.state_of(case) != cases.DRAFT:
-        raise CaseLocked(
-            "Ärendet är skickat för underskrift och kan inte ändras. "
-            "Ändringar av en undertecknad handling gör den ogiltig."
-        )
+    if cases.state_of(case) == cases.DRAFT:
+        normalize_signers(case, event)
+        return
+    raise CaseLocked(
+        "Ärendet är skickat för underskrift och kan inte ändras. "
+        "Ändringar av en undertecknad handling gör den ogiltig."
+    )
+
+
+def normalize_signers(case, event) -> None:
+    """Store personnummer as 12 digits and HSA-ids in canonical form, whichever door they came by.
+
+    Validation already ran (form, REST, ``api.content.create`` with ``safe_id``
+    or not), so this only rewrites formats; a row it cannot read is left for the
+    send-time check to refuse.
+    """
+    rows = []
+    for row in case.signers or ():
+        try:
+            rows.append(normalize_signer_row(dict(row)))
+        except InvalidInput:
+            rows.append(dict(row))
+    if rows != list(case.signers or ()):
+        case.signers = rows
 

@@ -1,0 +1,300 @@
+"""PAdES signatures with a one-time key per signature.
+
+Each signature gets its own key pair, made in memory, and a certificate from
+the site's issuing CA naming the verified person. The key signs exactly one
+document and is then dropped; nothing but the signed PDF leaves this module.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import io
+from collections.abc import Sequence
+from typing import Any, BinaryIO
+
+from asn1crypto import x509 as asn1_x509
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
+from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
+from pyhanko.sign import fields, signers
+from pyhanko.sign.general import get_pyca_cryptography_hash
+from pyhanko_certvalidator.registry import SimpleCertificateStore
+
+from esign.plone.errors import ESignError, SigningError
+from esign.plone.signing.documents import count_signatures, stream_size
+from esign.plone.signing.pki import SitePKI, generate_private_key
+from esign.plone.signing.values import SignatureResult, SigningProfile, VerifiedIdentity
+
+__all__ = ["DEFAULT_PROFILE", "OneTimeKeySigner", "sign_pdf", "sign_pdf_bytes"]
+
+#: EC P-256, ten-minute certificate, ``Signature<n>`` field.
+DEFAULT_PROFILE = SigningProfile()
+
+_CHUNK = 1024 * 1024
+# Room for the CMS blob in /Contents, counted by pyHanko in hex digits (2 per byte).
+# The signer certificate, issuing CA, root and signed attributes take 3-6 KB with RSA-3072;
+# a fixed reservation spares pyHanko a dry-run signing pass to estimate the size.
+SIGNATURE_BYTES_RESERVED = 2 * 12 * 1024
+
+
+def _asn1_certificate(certificate: x509.Certificate) -> asn1_x509.Certificate:
+    return asn1_x509.Certificate.load(certificate.public_bytes(serialization.Encoding.DER))
+
+
+class OneTimeKeySigner(signers.Signer):
+    """A pyHanko signer around a ``cryptography`` private key that is never serialised.
+
+    pyHanko's ``SimpleSigner`` wants the key as asn1crypto ``PrivateKeyInfo``, i.e. the
+    key's DER bytes in a Python ``bytes`` object we cannot wipe. Signing with the
+    ``cryptography`` key object directly keeps the one-time key inside OpenSSL memory only.
+
+    :param signing_key: the one-time private key (EC or RSA).
+    :param signing_cert: the one-time certificate for that key.
+    :param ca_chain: CA certificates to embed in the CMS so verifiers can build the chain.
+    """
+
+    def __init__(
+        self,
+        *,
+        signing_key: ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey,
+        signing_cert: x509.Certificate,
+        ca_chain: Sequence[x509.Certificate],
+    ) -> None:
+        super().__init__(
+            signing_cert=_asn1_certificate(signing_cert),
+            cert_registry=SimpleCertificateStore.from_certs([_asn1_certificate(c) for c in ca_chain]),
+            embed_roots=True,
+        )
+        self._key: ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey | None = signing_key
+
+    def forget_key(self) -> None:
+        """Drop the reference to the private key; later signing attempts fail."""
+        self._key = None
+
+    async def async_sign_raw(self, data: bytes, digest_algorithm: str, dry_run: bool = False) -> bytes:
+        """Sign ``data`` with the one-time key (pyHanko's raw-signature hook).
+
+        :param data: the DER of the signed attributes.
+        :param digest_algorithm: pyHanko's digest name, e.g. ``"sha256"``.
+        :param dry_run: pyHanko's size-estimation pass; signing is cheap, so it signs anyway.
+        :returns: the raw signature value.
+        :raises SigningError: when the key was already forgotten.
+        """
+        if self._key is None:
+            raise SigningError("The one-time signing key has already been destroyed.")
+        hash_algorithm = get_pyca_cryptography_hash(digest_algorithm)
+        if isinstance(self._key, ec.EllipticCurvePrivateKey):
+            return self._key.sign(data, ec.ECDSA(hash_algorithm))
+        return self._key.sign(data, padding.PKCS1v15(), hash_algorithm)
+
+
+def _readable_stream(source: BinaryIO | bytes) -> BinaryIO:
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        return io.BytesIO(source)
+    return source
+
+
+def _sha256_of_stream(output: BinaryIO, *, start: int = 0, digest: Any = None) -> tuple[str, int]:
+    digest = digest or hashlib.sha256()
+    output.seek(start)
+    buffer = bytearray(_CHUNK)
+    view = memoryview(buffer)
+    size = start
+    while read := output.readinto(buffer):
+        digest.update(view[:read])
+        size += read
+    return digest.hexdigest(), size
+
+
+class _PrefixHashingOutput(io.RawIOBase):
+    """Random-access output that hashes the copied original while pyHanko writes it.
+
+    An incremental update starts with a byte-for-byte copy of the original file,
+    written once, front to back; only the appended update is patched afterwards
+    (the signature value). Hashing that prefix on its way through saves reading
+    the whole signed file again to compute :attr:`SignatureResult.document_sha256`;
+    only the short tail is read back.
+    """
+
+    def __init__(self, target: BinaryIO, *, prefix_size: int) -> None:
+        self._target = target
+        self._limit = prefix_size
+        self.hashed = 0
+        self.digest = hashlib.sha256()
+        self.prefix_rewritten = False
+
+    def readable(self) -> bool:
+        return True
+
+    def writable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def write(self, data: Any) -> int:
+        position = self._target.tell()
+        if position == self.hashed < self._limit:
+            view = memoryview(data).cast("B")
+            take = min(len(view), self._limit - self.hashed)
+            self.digest.update(view[:take])
+            self.hashed += take
+        elif position < self.hashed:
+            self.prefix_rewritten = True
+        return self._target.write(data)
+
+    def readinto(self, buffer: Any) -> int:
+        return self._target.readinto(buffer)
+
+    def read(self, size: int | None = -1) -> bytes:
+        return self._target.read(size)
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        return self._target.seek(offset, whence)
+
+    def tell(self) -> int:
+        return self._target.tell()
+
+    def flush(self) -> None:
+        # Also reached from close() when this wrapper is collected: the caller owns
+        # the target and may have closed it already.
+        if not self._target.closed:
+            self._target.flush()
+
+    def result(self) -> tuple[str, int]:
+        """SHA-256 and size of the whole output: the hashed prefix plus the tail read back."""
+        if self.prefix_rewritten or self.hashed != self._limit:
+            return _sha256_of_stream(self._target)
+        return _sha256_of_stream(self._target, start=self.hashed, digest=self.digest)
+
+
+class _HashingWriter(io.RawIOBase):
+    """Write-only sink that hashes what passes through to the real output.
+
+    Used when the output cannot be read back (a ZODB blob opened for writing): pyHanko
+    then renders into memory and copies the finished file over in one sequential write.
+    """
+
+    def __init__(self, target: Any) -> None:
+        self._target = target
+        self.digest = hashlib.sha256()
+        self.size = 0
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data: Any) -> int:
+        self.digest.update(data)
+        self.size += len(data)
+        self._target.write(data)
+        return len(data)
+
+
+def sign_pdf(
+    source: BinaryIO | bytes,
+    output: BinaryIO,
+    *,
+    identity: VerifiedIdentity,
+    pki: SitePKI,
+    profile: SigningProfile = DEFAULT_PROFILE,
+) -> SignatureResult:
+    """Sign a PDF for ``identity`` with a fresh one-time key (PAdES B-B).
+
+    The signature is added as an incremental update, so the original bytes, and with
+    them every earlier signature, stay exactly as they were.
+
+    :param source: the PDF, as bytes or a seekable binary file object (read in chunks).
+    :param output: an empty binary file object the signed PDF is written to; when it is
+        readable and seekable (a file opened ``"w+b"``) pyHanko writes into it directly,
+        otherwise the signed file is assembled in memory and copied over.
+    :param identity: the person an identity provider has just verified.
+    :param pki: the site PKI that issues the one-time certificate.
+    :param profile: key algorithm, certificate validity, field name, reason, location.
+    :returns: what was signed, by which certificate, and the output's SHA-256 and size.
+    :raises SigningError: when the document cannot be signed.
+    :raises PKIError: when the certificate cannot be issued.
+    """
+    stream = _readable_stream(source)
+    if output.seekable() and output.tell() != 0:
+        raise SigningError("The output for a signed document must be empty.")
+    try:
+        writer = IncrementalPdfFileWriter(stream, strict=False)
+        # pyHanko copies and hashes in 4 KiB chunks by default; 1 MiB chunks cut the
+        # per-chunk Python overhead, which dominates for documents of tens of MB.
+        writer.IO_CHUNK_SIZE = _CHUNK
+        field_name = profile.field_name or f"Signature{count_signatures(writer.prev) + 1}"
+    except Exception as exc:
+        raise SigningError(f"The document cannot be opened for signing: {exc}") from exc
+
+    signed_at = dt.datetime.now(dt.UTC)
+    key = generate_private_key(profile.key_algorithm)
+    certificate = pki.issue_one_time_certificate(
+        identity,
+        key.public_key(),
+        validity=profile.certificate_validity,
+        organisation=profile.organisation,
+        now=signed_at,
+    )
+    signer = OneTimeKeySigner(signing_key=key, signing_cert=certificate, ca_chain=pki.chain)
+    # The one-time key must exist nowhere but in this signer: the local name goes now,
+    # the signer's reference right after signing (below), so the key object is freed as
+    # soon as pyHanko is done and no later code path can sign a second document with it.
+    del key
+    metadata = signers.PdfSignatureMetadata(
+        field_name=field_name,
+        md_algorithm="sha256",
+        subfilter=fields.SigSeedSubFilter.PADES,
+        name=identity.common_name,
+        reason=profile.reason,
+        location=profile.location,
+    )
+    pdf_signer = signers.PdfSigner(metadata, signer=signer)
+    sink: Any
+    if isinstance(output, io.BytesIO):
+        sink = output  # pyHanko reads a BytesIO through its buffer without copies; keep that path
+    elif output.readable() and output.seekable():
+        sink = _PrefixHashingOutput(output, prefix_size=stream_size(stream))
+    else:
+        sink = _HashingWriter(output)
+    try:
+        pdf_signer.sign_pdf(writer, output=sink, bytes_reserved=SIGNATURE_BYTES_RESERVED, chunk_size=_CHUNK)
+    except ESignError:
+        raise
+    except Exception as exc:
+        raise SigningError(f"The document could not be signed: {exc}") from exc
+    finally:
+        signer.forget_key()
+        del signer, pdf_signer
+
+    if isinstance(sink, _HashingWriter):
+        sha256, size = sink.digest.hexdigest(), sink.size
+    elif isinstance(sink, _PrefixHashingOutput):
+        sha256, size = sink.result()
+    else:
+        buffer = output.getbuffer()
+        sha256, size = hashlib.sha256(buffer).hexdigest(), len(buffer)
+        buffer.release()
+    return SignatureResult(
+        field_name=field_name,
+        signed_at=signed_at,
+        certificate_der=certificate.public_bytes(serialization.Encoding.DER),
+        certificate_serial=f"{certificate.serial_number:x}",
+        certificate_subject=certificate.subject.rfc4514_string(),
+        document_sha256=sha256,
+        document_size=size,
+    )
+
+
+def sign_pdf_bytes(data: bytes, **kw: Any) -> tuple[bytes, SignatureResult]:
+    """Sign a PDF held in memory.
+
+    :param data: the PDF.
+    :param kw: the keyword arguments of :func:`sign_pdf` (``identity``, ``pki``, ``profile``).
+    :returns: the signed PDF and the :class:`SignatureResult`.
+    :raises SigningError: see :func:`sign_pdf`.
+    """
+    output = io.BytesIO()
+    result = sign_pdf(data, output, **kw)
+    return output.getvalue(), result
