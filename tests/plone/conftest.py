@@ -10,16 +10,14 @@ import tempfile
 # its own folder for them, as an instance's var/ would be.
 os.environ.setdefault("ESIGN_PKI_DIR", tempfile.mkdtemp(prefix="esign-pki-"))
 
-import pytest  # noqa: E402
-from plone import api  # noqa: E402
-from plone.app.testing import TEST_USER_ID, setRoles  # noqa: E402
-from plone.namedfile.file import NamedBlobFile  # noqa: E402
-from pytest_plone import fixtures_factory  # noqa: E402
+import pytest
+from plone.app.testing import TEST_USER_ID, setRoles
+from plone.namedfile.file import NamedBlobFile
+from pytest_plone import fixtures_factory
 
-from esign.plone.signing.values import AuthenticationContext, VerifiedIdentity  # noqa: E402
-from esign.plone.testing import ESIGN_FUNCTIONAL_TESTING, ESIGN_INTEGRATION_TESTING  # noqa: E402
-
-pytest_plugins = ["pytest_plone"]
+from esign.plone.signing.values import AuthenticationContext, VerifiedIdentity
+from esign.plone.testing import ESIGN_FUNCTIONAL_TESTING, ESIGN_INTEGRATION_TESTING
+from plone import api
 
 globals().update(
     fixtures_factory(
@@ -46,7 +44,7 @@ def identity_of(row: dict, *, method: str = "bankid") -> VerifiedIdentity:
         context=AuthenticationContext(
             method=method,
             identity_provider="https://bankid.test.local/rp/v6.0/",
-            authenticated_at=dt.datetime.now(dt.timezone.utc),
+            authenticated_at=dt.datetime.now(dt.UTC),
             transaction_ref="order-0001",
         ),
     )

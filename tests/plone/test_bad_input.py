@@ -7,6 +7,7 @@ import pytest
 import requests
 import transaction
 from conftest import ANNA, BERTIL
+
 from helpers import pdfs
 from plone import api
 
@@ -147,8 +148,9 @@ def test_k4_information_is_refused_with_the_seeds_rule(officer_http, pdf_bytes):
 
 
 def test_a_good_case_is_created_through_the_form(officer_http, pdf_bytes):
-    response = _form_create(officer_http, data=pdf_bytes, signers=({**ANNA, "personal_number": "19121212-1212"},
-                                                                   BERTIL))
+    response = _form_create(
+        officer_http, data=pdf_bytes, signers=({**ANNA, "personal_number": "19121212-1212"}, BERTIL)
+    )
     assert response.status_code == 200
     cases = _cases(officer_http)
     assert len(cases) == 1

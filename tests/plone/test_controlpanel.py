@@ -4,8 +4,9 @@ import re
 
 import requests
 import transaction
-from plone import api
 from plone.app.testing import SITE_OWNER_NAME, SITE_OWNER_PASSWORD
+
+from plone import api
 
 MANAGER = (SITE_OWNER_NAME, SITE_OWNER_PASSWORD)
 
@@ -21,7 +22,9 @@ def test_the_control_panel_shows_settings_and_the_ca_fingerprints(functional_por
 
 
 def test_the_control_panel_is_listed_for_administrators(functional_portal):
-    page = requests.get(functional_portal.absolute_url() + "/@@overview-controlpanel", auth=MANAGER, timeout=30)
+    page = requests.get(
+        functional_portal.absolute_url() + "/@@overview-controlpanel", auth=MANAGER, timeout=30
+    )
     assert "@@esign-controlpanel" in page.text
 
 
@@ -29,8 +32,12 @@ def test_an_officer_cannot_open_the_control_panel(functional_portal):
     user = api.user.create(email="officer@example.se", username="officer", password="officer-secret-1")
     api.user.grant_roles(user=user, roles=["SigningOfficer"])
     transaction.commit()
-    page = requests.get(functional_portal.absolute_url() + "/@@esign-controlpanel",
-                        auth=("officer", "officer-secret-1"), allow_redirects=False, timeout=30)
+    page = requests.get(
+        functional_portal.absolute_url() + "/@@esign-controlpanel",
+        auth=("officer", "officer-secret-1"),
+        allow_redirects=False,
+        timeout=30,
+    )
     assert page.status_code in (302, 401, 403)
     assert "Webbplatsens PKI" not in page.text
 

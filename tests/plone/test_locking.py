@@ -6,11 +6,11 @@ import pytest
 import requests
 import transaction
 from conftest import ANNA, BERTIL, identity_of
-from plone import api
 from plone.app.testing import SITE_OWNER_NAME, SITE_OWNER_PASSWORD
 from plone.namedfile.file import NamedBlobFile
 
 from esign.plone import api as esign
+from plone import api
 
 OFFICER = ("officer", "officer-secret-1")
 MANAGER = (SITE_OWNER_NAME, SITE_OWNER_PASSWORD)
@@ -42,8 +42,12 @@ def _case_in_state(portal, pdf_bytes, state: str):
 def _fingerprint(case) -> tuple:
     case._p_jar.sync()
     signed = case.signed_document.data if case.signed_document else b""
-    return (case.title, hashlib.sha256(case.document.data).hexdigest(), hashlib.sha256(signed).hexdigest(),
-            len(case.signers))
+    return (
+        case.title,
+        hashlib.sha256(case.document.data).hexdigest(),
+        hashlib.sha256(signed).hexdigest(),
+        len(case.signers),
+    )
 
 
 def _edit_form(url, auth):
@@ -66,22 +70,35 @@ def _rest_patch(url, auth):
 
 
 def _webdav_put(url, auth):
-    return requests.put(url, auth=auth, data=b"%PDF-1.7\nnot the signed document", headers={
-        "Content-Type": "application/pdf"}, timeout=30)
+    return requests.put(
+        url,
+        auth=auth,
+        data=b"%PDF-1.7\nnot the signed document",
+        headers={"Content-Type": "application/pdf"},
+        timeout=30,
+    )
 
 
 def _tus_replace(url, auth):
     return requests.post(
         url.replace("/plone/", "/plone/++api++/") + "/@tus-replace",
         auth=auth,
-        headers={"Accept": "application/json", "Tus-Resumable": "1.0.0", "Upload-Length": "20",
-                 "Upload-Metadata": "filename YS5wZGY=,content-type YXBwbGljYXRpb24vcGRm"},
+        headers={
+            "Accept": "application/json",
+            "Tus-Resumable": "1.0.0",
+            "Upload-Length": "20",
+            "Upload-Metadata": "filename YS5wZGY=,content-type YXBwbGljYXRpb24vcGRm",
+        },
         timeout=30,
     )
 
 
-DOORS = {"edit form": _edit_form, "REST PATCH": _rest_patch, "WebDAV PUT": _webdav_put,
-         "file upload (TUS)": _tus_replace}
+DOORS = {
+    "edit form": _edit_form,
+    "REST PATCH": _rest_patch,
+    "WebDAV PUT": _webdav_put,
+    "file upload (TUS)": _tus_replace,
+}
 
 
 @pytest.mark.parametrize("state", ["awaiting_signature", "signed"])

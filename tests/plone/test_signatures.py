@@ -7,14 +7,14 @@ import pytest
 import transaction
 from conftest import ANNA, BERTIL, identity_of
 from cryptography.hazmat.primitives import serialization
-from helpers import pdfs
-from helpers.validators import pdfsig, qpdf_check
-from plone import api
 from plone.app.testing import login
 from plone.namedfile.file import NamedBlobFile
 
 from esign.plone import api as esign
 from esign.plone.signing import pki as pki_module
+from helpers import pdfs
+from helpers.validators import pdfsig, qpdf_check
+from plone import api
 
 
 def _sign_all(case, rows=(ANNA, BERTIL)):
@@ -94,7 +94,10 @@ def test_the_one_time_key_is_in_neither_the_database_nor_on_disk(
     api.user.grant_roles(user=user, roles=["SigningOfficer"])
     with api.env.adopt_user(username="officer"):
         case = api.content.create(
-            container=functional_portal, type="SigningCase", title="Avtal", information_class="K2",
+            container=functional_portal,
+            type="SigningCase",
+            title="Avtal",
+            information_class="K2",
             document=NamedBlobFile(pdf_bytes, filename="a.pdf", contentType="application/pdf"),
             signers=[dict(ANNA), dict(BERTIL)],
         )
@@ -105,17 +108,20 @@ def test_the_one_time_key_is_in_neither_the_database_nor_on_disk(
     needles = []
     for key in generated:
         scalar = key.private_numbers().private_value.to_bytes(32, "big")
-        der = key.private_bytes(serialization.Encoding.DER, serialization.PrivateFormat.PKCS8,
-                                serialization.NoEncryption())
+        der = key.private_bytes(
+            serialization.Encoding.DER, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
         needles += [scalar, der, scalar.hex().encode()]
 
     storage = functional_portal._p_jar.db().storage
-    records = b"".join(
-        record.data or b"" for txn in storage.changes.iterator() for record in txn
-    )
+    records = b"".join(record.data or b"" for txn in storage.changes.iterator() for record in txn)
     assert records  # the case really is in the storage we search
     haystacks = {"ZODB records": records, "signed PDF": case.signed_document.data}
-    for root in {tmp_path, Path(os.environ["ESIGN_PKI_DIR"]), Path(case.signed_document._blob.committed()).parent}:
+    for root in {
+        tmp_path,
+        Path(os.environ["ESIGN_PKI_DIR"]),
+        Path(case.signed_document._blob.committed()).parent,
+    }:
         for path in Path(root).rglob("*"):
             if path.is_file():
                 haystacks[str(path)] = path.read_bytes()

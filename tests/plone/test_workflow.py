@@ -2,13 +2,20 @@
 
 import pytest
 from conftest import ANNA, BERTIL, STAFF, identity_of
-from plone import api
-from plone.app.testing import TEST_USER_ID, login, setRoles
+from plone.app.testing import login
 
 from esign.plone import api as esign
-from esign.plone.errors import AlreadySigned, CaseLocked, IdentityMismatch, InvalidInput, WrongState
+from esign.plone.errors import (
+    AlreadySigned,
+    CaseLocked,
+    IdentityMismatch,
+    InvalidInput,
+    NotFound,
+    WrongState,
+)
 from esign.plone.interfaces import ISignable
 from esign.plone.workflow.cases import is_locked_signed
+from plone import api
 
 
 @pytest.fixture()
@@ -78,9 +85,7 @@ def test_two_signers_sign_and_the_case_becomes_signed_and_locked(portal, officer
     assert record.authentication["transaction_ref"] == "order-0001"
 
 
-def test_a_staff_signer_named_by_hsa_id_signs_with_the_hsa_id_in_the_certificate(
-    portal, officer, make_case
-):
+def test_a_staff_signer_named_by_hsa_id_signs_with_the_hsa_id_in_the_certificate(portal, officer, make_case):
     login(portal, "officer")
     case = make_case(signers=(STAFF,))
     esign.send_case(case)
@@ -112,7 +117,7 @@ def test_a_draft_cannot_be_signed(portal, officer_case):
     signer_id = record_for(officer_case, ANNA).signer_id
     esign.withdraw_case(officer_case)
     assert esign.state_of(officer_case) == "draft"
-    with pytest.raises(Exception):  # the signer record is gone with the withdrawal
+    with pytest.raises(NotFound):  # the signer record is gone with the withdrawal
         esign.sign_case(officer_case, signer_id=signer_id, identity=identity_of(ANNA))
     assert officer_case.signed_document is None
 
@@ -143,7 +148,9 @@ def test_a_decline_with_a_reason_moves_the_case_to_declined(portal, officer_case
 
 def test_the_officer_cannot_withdraw_once_someone_has_signed(portal, officer_case):
     esign.send_case(officer_case)
-    esign.sign_case(officer_case, signer_id=record_for(officer_case, ANNA).signer_id, identity=identity_of(ANNA))
+    esign.sign_case(
+        officer_case, signer_id=record_for(officer_case, ANNA).signer_id, identity=identity_of(ANNA)
+    )
     with pytest.raises(WrongState):
         esign.withdraw_case(officer_case)
     transitions = [t["id"] for t in api.portal.get_tool("portal_workflow").getTransitionsFor(officer_case)]
@@ -152,8 +159,6 @@ def test_the_officer_cannot_withdraw_once_someone_has_signed(portal, officer_cas
 
 def test_managers_see_no_complete_transition_before_everyone_signed(portal, officer_case):
     esign.send_case(officer_case)
-    setRoles(portal, TEST_USER_ID, ["Manager"])
-    login(portal, "test-user") if False else None
     wf = api.portal.get_tool("portal_workflow")
     with api.env.adopt_roles(["Manager"]):
         ids = [t["id"] for t in wf.getTransitionsFor(officer_case)]
@@ -162,18 +167,15 @@ def test_managers_see_no_complete_transition_before_everyone_signed(portal, offi
 
 def test_scripts_editing_a_sent_case_through_events_are_refused(portal, officer_case):
     esign.send_case(officer_case)
-    with pytest.raises(CaseLocked):
-        with api.env.adopt_roles(["Manager"]):
-            officer_case.title = "Ändrad"
-            from zope.event import notify
-            from zope.lifecycleevent import ObjectModifiedEvent
+    with pytest.raises(CaseLocked), api.env.adopt_roles(["Manager"]):
+        officer_case.title = "Ändrad"
+        from zope.event import notify
+        from zope.lifecycleevent import ObjectModifiedEvent
 
-            notify(ObjectModifiedEvent(officer_case))
+        notify(ObjectModifiedEvent(officer_case))
 
 
-def test_pending_cases_are_found_by_identity_without_storing_the_number_in_the_catalog(
-    portal, officer_case
-):
+def test_pending_cases_are_found_by_identity_without_storing_the_number_in_the_catalog(portal, officer_case):
     esign.send_case(officer_case)
     found = esign.cases_for_identity(personal_number=ANNA["personal_number"])
     assert found == [officer_case]

@@ -1,8 +1,8 @@
 """The one door to esign.plone for views, REST services, subscribers and scripts.
 
-    >>> from esign.plone import api as esign
-    >>> esign.send_case(case)
-    >>> esign.sign_case(case, signer_id=record.signer_id, identity=identity)
+>>> from esign.plone import api as esign
+>>> esign.send_case(case)
+>>> esign.sign_case(case, signer_id=record.signer_id, identity=identity)
 """
 
 from esign.plone.sitepki import site_pki

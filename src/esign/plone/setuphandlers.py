@@ -5,11 +5,11 @@ from __future__ import annotations
 import secrets
 import uuid
 
-from plone import api
-from plone.base.interfaces import INonInstallable
 from zope.interface import implementer
 
 from esign.plone import logger
+from plone import api
+from plone.base.interfaces import INonInstallable
 
 
 @implementer(INonInstallable)

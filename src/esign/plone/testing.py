@@ -11,9 +11,8 @@ class ESignLayer(PloneSandboxLayer):
     defaultBases = (PLONE_APP_CONTENTTYPES_FIXTURE,)
 
     def setUpZope(self, app, configurationContext) -> None:
-        import plone.restapi
-
         import esign.plone
+        import plone.restapi
 
         self.loadZCML(package=plone.restapi)
         self.loadZCML(package=esign.plone)

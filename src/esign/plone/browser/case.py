@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from plone import api
-from plone.namedfile.utils import set_headers, stream_data
 from Products.Five.browser import BrowserView
 from zExceptions import NotFound
 
@@ -11,6 +9,8 @@ from esign.plone.content.identifiers import mask_personal_number
 from esign.plone.content.signing_case import DECLINED, PENDING, SIGNED
 from esign.plone.errors import ESignError
 from esign.plone.workflow import cases
+from plone import api
+from plone.namedfile.utils import set_headers, stream_data
 
 STATUS_LABELS = {PENDING: "Väntar", SIGNED: "Undertecknat", DECLINED: "Avböjt"}
 

@@ -39,9 +39,7 @@ def normalize_personal_number(value: str, *, today: dt.date | None = None) -> st
     cleaned = (value or "").strip().replace(" ", "")
     match = _PNR.match(cleaned)
     if not match:
-        raise InvalidInput(
-            "Personnumret ska ha tolv siffror: ÅÅÅÅMMDD-NNNN.", field="personal_number"
-        )
+        raise InvalidInput("Personnumret ska ha tolv siffror: ÅÅÅÅMMDD-NNNN.", field="personal_number")
     date_part, tail = match.groups()
     year, month, day = int(date_part[:4]), int(date_part[4:6]), int(date_part[6:8])
     if day > 60:  # samordningsnummer

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from plone.app.registry.browser.controlpanel import ControlPanelFormWrapper, RegistryEditForm
-from plone.protect import CheckAuthenticator
 from Products.Five.browser import BrowserView
 from Products.Five.browser.pagetemplatefile import ViewPageTemplateFile
 from Products.statusmessages.interfaces import IStatusMessage
@@ -12,6 +10,8 @@ from esign.plone import _
 from esign.plone.errors import ESignError
 from esign.plone.interfaces import IESignSettings
 from esign.plone.sitepki import site_pki
+from plone.app.registry.browser.controlpanel import ControlPanelFormWrapper, RegistryEditForm
+from plone.protect import CheckAuthenticator
 
 
 class ESignSettingsForm(RegistryEditForm):
@@ -36,10 +36,16 @@ class ESignControlPanel(ControlPanelFormWrapper):
         return {
             "error": None,
             "certificates": [
-                {"role": "Rot-CA", "subject": c.subject.rfc4514_string(), "fingerprint": fp,
-                 "not_after": c.not_valid_after_utc.strftime("%Y-%m-%d")}
-                for c, fp in ((pki.root_certificate, pki.fingerprints()["root"]),
-                              (pki.issuing_certificate, pki.fingerprints()["issuing"]))
+                {
+                    "role": "Rot-CA",
+                    "subject": c.subject.rfc4514_string(),
+                    "fingerprint": fp,
+                    "not_after": c.not_valid_after_utc.strftime("%Y-%m-%d"),
+                }
+                for c, fp in (
+                    (pki.root_certificate, pki.fingerprints()["root"]),
+                    (pki.issuing_certificate, pki.fingerprints()["issuing"]),
+                )
             ],
         }
 

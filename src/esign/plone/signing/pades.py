@@ -8,6 +8,7 @@ document and is then dropped; nothing but the signed PDF leaves this module.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import hashlib
 import io
 from collections.abc import Sequence
@@ -43,6 +44,13 @@ def _asn1_certificate(certificate: x509.Certificate) -> asn1_x509.Certificate:
     return asn1_x509.Certificate.load(certificate.public_bytes(serialization.Encoding.DER))
 
 
+@functools.lru_cache(maxsize=8)
+def _ca_registry(chain_der: tuple[bytes, ...]) -> SimpleCertificateStore:
+    # The CA chain is the same for every signature of a site; parsing it into pyHanko's
+    # registry costs more than making the one-time key, so it is done once per chain.
+    return SimpleCertificateStore.from_certs([asn1_x509.Certificate.load(der) for der in chain_der])
+
+
 class OneTimeKeySigner(signers.Signer):
     """A pyHanko signer around a ``cryptography`` private key that is never serialised.
 
@@ -64,7 +72,7 @@ class OneTimeKeySigner(signers.Signer):
     ) -> None:
         super().__init__(
             signing_cert=_asn1_certificate(signing_cert),
-            cert_registry=SimpleCertificateStore.from_certs([_asn1_certificate(c) for c in ca_chain]),
+            cert_registry=_ca_registry(tuple(c.public_bytes(serialization.Encoding.DER) for c in ca_chain)),
             embed_roots=True,
         )
         self._key: ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey | None = signing_key
@@ -206,9 +214,11 @@ def sign_pdf(
     them every earlier signature, stay exactly as they were.
 
     :param source: the PDF, as bytes or a seekable binary file object (read in chunks).
-    :param output: an empty binary file object the signed PDF is written to; when it is
-        readable and seekable (a file opened ``"w+b"``) pyHanko writes into it directly,
-        otherwise the signed file is assembled in memory and copied over.
+    :param output: an empty binary file object, at position 0, the signed PDF is written
+        to. When it is readable and seekable (a file opened ``"w+b"``, a ZODB blob opened
+        ``"r+"``) pyHanko writes into it directly and memory stays at about 1 MiB whatever
+        the size; a write-only output (a blob opened ``"w"``) makes pyHanko assemble the
+        whole signed file in memory first and copy it over.
     :param identity: the person an identity provider has just verified.
     :param pki: the site PKI that issues the one-time certificate.
     :param profile: key algorithm, certificate validity, field name, reason, location.

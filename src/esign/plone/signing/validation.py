@@ -13,7 +13,7 @@ from pyhanko.pdf_utils.reader import PdfFileReader
 from pyhanko.sign.diff_analysis import ModificationLevel
 from pyhanko.sign.validation import validate_pdf_signature
 from pyhanko.sign.validation.pdf_embedded import EmbeddedPdfSignature
-from pyhanko.sign.validation.status import SignatureCoverageLevel
+from pyhanko.sign.validation.status import PdfSignatureStatus, SignatureCoverageLevel
 from pyhanko_certvalidator import ValidationContext
 
 from esign.plone.errors import CorruptPdf, ValidationFailed
@@ -41,7 +41,7 @@ def _subject_attribute(name: asn1_x509.Name, key: str) -> str:
     return ", ".join(value) if isinstance(value, list) else str(value)
 
 
-def _problems(status, *, unmodified_since: bool) -> tuple[str, ...]:
+def _problems(status: PdfSignatureStatus, *, unmodified_since: bool) -> tuple[str, ...]:
     problems = []
     if not status.intact:
         problems.append("The signed content has been changed after signing.")
@@ -80,13 +80,14 @@ def _report(
     unmodified_since = level in _ALLOWED_LATER_CHANGES and status.docmdp_ok is not False
     cert = status.signing_cert
     subject = cert.subject
+    certificate = x509.load_der_x509_certificate(cert.dump())
     return SignatureReport(
         field_name=embedded.field_name,
         signer_name=_subject_attribute(subject, "common_name"),
         signer_serial_number=_subject_attribute(subject, "serial_number"),
-        certificate_subject=x509.load_der_x509_certificate(cert.dump()).subject.rfc4514_string(),
+        certificate_subject=certificate.subject.rfc4514_string(),
         certificate_serial=f"{cert.serial_number:x}",
-        issuer_subject=x509.load_der_x509_certificate(cert.dump()).issuer.rfc4514_string(),
+        issuer_subject=certificate.issuer.rfc4514_string(),
         signing_time=claimed_time,
         intact=bool(status.intact),
         valid=bool(status.valid),

@@ -11,9 +11,6 @@ import uuid
 from collections.abc import Iterable
 
 from persistent.list import PersistentList
-from plone import api
-from plone.locking.interfaces import MAX_TIMEOUT, ILockable, LockType
-from plone.namedfile.file import NamedBlobFile
 
 from esign.plone import logger
 from esign.plone.content.identifiers import identity_key
@@ -30,6 +27,9 @@ from esign.plone.errors import (
 from esign.plone.signing import sign_pdf, validate_pdf
 from esign.plone.signing.values import SignatureResult, SigningProfile, ValidationReport, VerifiedIdentity
 from esign.plone.sitepki import site_pki
+from plone import api
+from plone.locking.interfaces import MAX_TIMEOUT, ILockable, LockType
+from plone.namedfile.file import NamedBlobFile
 
 DRAFT = "draft"
 AWAITING = "awaiting_signature"
@@ -225,7 +225,10 @@ def sign_case(case, *, signer_id: str, identity: VerifiedIdentity) -> SignatureR
     source = case.signed_document or case.document
     signed = NamedBlobFile(contentType="application/pdf", filename=_signed_filename(case))
     profile = signing_profile(field_name=f"Signature{len(signatures_made(case)) + 1}")
-    with source.open() as reader, signed.open("w") as writer:
+    # "r+", not "w": the engine reads back what it wrote (the new revision's
+    # cross-references), and a write-only blob would make it build the whole
+    # signed file in memory first.
+    with source.open() as reader, signed.open("r+") as writer:
         result = sign_pdf(reader, writer, identity=identity, pki=site_pki(), profile=profile)
 
     case.signed_document = signed
@@ -245,7 +248,9 @@ def sign_case(case, *, signer_id: str, identity: VerifiedIdentity) -> SignatureR
     }
     record._p_changed = True
     case.reindexObject(idxs=["modified"])
-    logger.info("Case %s signed by signer %s (certificate %s)", case.UID(), record.position, result.certificate_serial)
+    logger.info(
+        "Case %s signed by signer %s (certificate %s)", case.UID(), record.position, result.certificate_serial
+    )
 
     if all(r.status == SIGNED for r in case.signer_records):
         with api.env.adopt_roles(["Manager"]):
@@ -261,7 +266,7 @@ def decline_case(case, *, signer_id: str, reason: str = "") -> None:
     if len(reason) > MAX_REASON_LENGTH:
         raise InvalidInput(f"Anledningen får vara högst {MAX_REASON_LENGTH} tecken.", field="reason")
     record.status = DECLINED
-    record.declined_at = dt.datetime.now(dt.timezone.utc)
+    record.declined_at = dt.datetime.now(dt.UTC)
     record.decline_reason = reason
     record._p_changed = True
     with api.env.adopt_roles(["Manager"]):
@@ -289,8 +294,9 @@ def _signed_filename(case) -> str:
     return f"{stem}-signerad.pdf"
 
 
-def cases_for_identity(*, personal_number: str | None = None, hsa_id: str | None = None,
-                       states: Iterable[str] = (AWAITING,)) -> list:
+def cases_for_identity(
+    *, personal_number: str | None = None, hsa_id: str | None = None, states: Iterable[str] = (AWAITING,)
+) -> list:
     """Cases where the person is a signer, found through the salted identity key."""
     key = identity_key(salt=hash_salt(), personal_number=personal_number, hsa_id=hsa_id)
     with api.env.adopt_roles(["Manager"]):

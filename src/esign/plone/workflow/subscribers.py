@@ -6,6 +6,7 @@ from esign.plone.content.schema import normalize_signer_row
 from esign.plone.errors import CaseLocked, InvalidInput
 from esign.plone.workflow import cases
 
+
 def after_transition(case, event) -> None:
     transition = getattr(event, "action", None)
     if transition == "send":
@@ -14,6 +15,7 @@ def after_transition(case, event) -> None:
         cases.unfreeze(case)
     elif transition == "complete":
         cases.lock_signed(case)
+
 
 def refuse_changes_after_send(case, event) -> None:
     """Belt and braces behind the workflow permissions: a sent case is frozen.
@@ -46,4 +48,3 @@ def normalize_signers(case, event) -> None:
             rows.append(dict(row))
     if rows != list(case.signers or ()):
         case.signers = rows
-

@@ -1,0 +1,1 @@
+"""Shared test helpers: real test documents and independent validators (pdfsig, qpdf)."""
