@@ -38,6 +38,9 @@ setup(
         "asn1crypto",
         "cryptography",
         "zope.interface",
+        "requests",
+        "PyJWT[crypto]",
+        "segno",
     ],
     extras_require={
         "test": [
@@ -50,11 +53,21 @@ setup(
             "endesive",
             "pypdf",
             "ruff",
+            "playwright",
+        ],
+        # The project's own protocol-true servers (BankID RP v6, OIDC, SMTP) for
+        # `make start` and the tests.
+        "servers": [
+            "aiosmtpd",
         ],
     },
     entry_points={
         "z3c.autoinclude.plugin": ["target = plone"],
         "plone.autoinclude.plugin": ["target = plone"],
-        "console_scripts": [],
+        "console_scripts": [
+            "esign-bankid-test-server = esign.plone.testservers.bankid:main",
+            "esign-oidc-test-server = esign.plone.testservers.oidc:main",
+            "esign-mail-catcher = esign.plone.testservers.mail:main",
+        ],
     },
 )

@@ -107,3 +107,34 @@ class PKIError(SigningError):
 
 class ValidationFailed(SigningError):
     kind = "ValidationFailed"
+
+
+class IdentityError(ESignError):
+    """An identity provider refused, failed or could not be reached."""
+
+    http_status = 502
+    kind = "IdentityError"
+
+
+class BankIDError(IdentityError):
+    """The BankID RP API answered an error (``errorCode``/``details``) or was unreachable."""
+
+    kind = "BankIDError"
+
+    def __init__(self, message: str, *, error_code: str = "", details: str = "", field: str | None = None):
+        super().__init__(message, field=field)
+        self.error_code = error_code
+        self.details = details
+
+
+class OIDCError(IdentityError):
+    """The OpenID Connect provider refused or sent something we cannot trust."""
+
+    kind = "OIDCError"
+
+
+class NotAuthenticated(ESignError):
+    """No (or an expired) signer session."""
+
+    http_status = 401
+    kind = "NotAuthenticated"
