@@ -1,0 +1,70 @@
+# esign.plone: developer and CI entry points. `make help` lists the targets.
+
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+VENV_STAMP := $(VENV)/.esign-installed
+PYTEST_ARGS ?=
+BENCH_ARGS ?=
+
+# Read by scripts/start.sh and scripts/create_site.py (defaults: admin / officer).
+export ESIGN_ADMIN_PASSWORD ESIGN_OFFICER_PASSWORD
+
+.PHONY: help venv system-deps start demo test bench lint clean clean-data
+
+help:
+	@echo "make venv         .venv with esign.plone and the test extras, pinned by constraints.txt"
+	@echo "make system-deps  Debian packages the tests call: poppler-utils, qpdf, libnss3-tools (root/sudo)"
+	@echo "make start        Plone site with esign.plone on http://localhost:8080/Plone (data in instance/, var/)"
+	@echo "make demo         one two-signer case in a throwaway site; writes var/demo/demo-signed.pdf"
+	@echo "make test         the test suite (PYTEST_ARGS='-k ...' to narrow it)"
+	@echo "make bench        bench/bench_signing.py (BENCH_ARGS='...')"
+	@echo "make lint         ruff check src tests bench scripts"
+	@echo "make clean        remove build artefacts and caches (keeps .venv, instance/, var/)"
+	@echo "make clean-data CONFIRM=1   remove instance/ and var/ (the site, its data and its CA keys)"
+
+# Re-installs only when setup.py or constraints.txt changed since the last install.
+venv: $(VENV_STAMP)
+
+$(VENV_STAMP): setup.py constraints.txt
+	@echo "venv: installing esign.plone[test] into $(VENV) with $(PYTHON)"
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --no-input -U pip==26.3 wheel >&2
+	$(BIN)/python -m pip install --no-input -c constraints.txt -e ".[test]" >&2
+	@touch $@
+
+system-deps:
+	@bash scripts/install-system-deps.sh
+
+start: venv
+	@bash scripts/start.sh
+
+demo: venv
+	@$(BIN)/python scripts/demo.py
+
+test: venv system-deps
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+bench: venv
+	$(BIN)/python bench/bench_signing.py $(BENCH_ARGS)
+
+lint: venv
+	$(BIN)/ruff check src tests bench scripts
+
+clean:
+	rm -rf build dist test-output .pytest_cache .ruff_cache
+	find . \( -path ./.venv -o -path ./.git -o -path ./instance -o -path ./var \) -prune -o \
+		\( -name __pycache__ -o -name '*.egg-info' \) -type d -print0 | xargs -0 rm -rf
+	find . \( -path ./.venv -o -path ./.git \) -prune -o -name '*.pyc' -type f -print0 | xargs -0 rm -f
+
+clean-data:
+	@if [ "$(CONFIRM)" != "1" ]; then \
+		echo "clean-data removes instance/ and var/: the site, its documents and its CA keys."; \
+		echo "Stop 'make start' first, then run: make clean-data CONFIRM=1"; \
+		exit 1; \
+	fi
+	rm -rf instance var

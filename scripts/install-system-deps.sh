@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# Install the Debian packages the test suite and the demo call by name:
+#   poppler-utils (pdfsig), qpdf (qpdf), libnss3-tools (certutil).
+# Fast when everything is present: apt-get runs only for what is missing.
+set -euo pipefail
+
+declare -A COMMAND_OF=(
+  [poppler-utils]=pdfsig
+  [qpdf]=qpdf
+  [libnss3-tools]=certutil
+)
+
+missing=()
+for pkg in poppler-utils qpdf libnss3-tools; do
+  if command -v "${COMMAND_OF[$pkg]}" >/dev/null 2>&1 \
+     && dpkg -s "$pkg" 2>/dev/null | grep -q '^Status: install ok installed'; then
+    continue
+  fi
+  if command -v "${COMMAND_OF[$pkg]}" >/dev/null 2>&1 && ! command -v dpkg >/dev/null 2>&1; then
+    continue  # not a Debian system, but the tool is there
+  fi
+  missing+=("$pkg")
+done
+
+if [ "${#missing[@]}" -eq 0 ]; then
+  echo "system-deps: pdfsig, qpdf and certutil are installed."
+  exit 0
+fi
+
+if [ "$(id -u)" -eq 0 ]; then
+  SUDO=()
+elif command -v sudo >/dev/null 2>&1; then
+  SUDO=(sudo)
+else
+  echo "system-deps: missing ${missing[*]}; run as root or install them by hand:" >&2
+  echo "  apt-get install -y --no-install-recommends ${missing[*]}" >&2
+  exit 1
+fi
+
+if ! command -v apt-get >/dev/null 2>&1; then
+  echo "system-deps: missing ${missing[*]} and there is no apt-get here; install them by hand." >&2
+  exit 1
+fi
+
+echo "system-deps: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+"${SUDO[@]}" apt-get update
+"${SUDO[@]}" apt-get install -y --no-install-recommends "${missing[@]}"
+
+for pkg in "${missing[@]}"; do
+  command -v "${COMMAND_OF[$pkg]}" >/dev/null 2>&1 || {
+    echo "system-deps: ${COMMAND_OF[$pkg]} still missing after installing $pkg" >&2
+    exit 1
+  }
+done
+echo "system-deps: done."
