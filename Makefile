@@ -34,7 +34,7 @@ $(VENV_STAMP): setup.py constraints.txt
 	@echo "venv: installing esign.plone[test] into $(VENV) with $(PYTHON)"
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --no-input -U pip==26.3 wheel >&2
-	$(BIN)/python -m pip install --no-input -c constraints.txt -e ".[test]" >&2
+	$(BIN)/python -m pip install --no-input -c constraints.txt -e ".[test,servers]" >&2
 	@touch $@
 
 system-deps:

@@ -32,16 +32,20 @@ def main(app) -> None:
     if not os.environ.get("ESIGN_PKI_DIR"):
         raise SystemExit("create_site.py: set ESIGN_PKI_DIR (make start sets it to var/esign-pki)")
     site, created = esign_site.ensure_site(app)
-    print(f"Site /{site.getId()}: {'created' if created else 'exists'} "
-          f"(title {site.Title()!r}, language {site.Language()!r})")
+    print(
+        f"Site /{site.getId()}: {'created' if created else 'exists'} "
+        f"(title {site.Title()!r}, language {site.Language()!r})"
+    )
     if esign_site.ensure_installed(site):
         print("esign.plone: installed")
     esign_site.ensure_mail_sender(site)
     officer = esign_site.ensure_officer()
     print(f"Officer {officer.getId()!r}: roles {sorted(officer.getRoles())}")
     case, case_created = esign_site.ensure_demo_case(site)
-    print(f"Demo case {case.absolute_url_path()}: {'created' if case_created else 'exists'} "
-          f"(owner {case.getOwner().getId()})")
+    print(
+        f"Demo case {case.absolute_url_path()}: {'created' if case_created else 'exists'} "
+        f"(owner {case.getOwner().getId()})"
+    )
     transaction.commit()
     app._p_jar.db().close()
 

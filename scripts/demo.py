@@ -87,9 +87,9 @@ def run(home: Path, out: Path) -> Path:
     app = esign_site.open_zope_app(str(write_zope_conf(home)))
 
     import transaction
+    from plone import api
 
     from esign.plone import api as esign
-    from plone import api
 
     try:
         site, _ = esign_site.ensure_site(app, site_id="Plone")
@@ -99,8 +99,10 @@ def run(home: Path, out: Path) -> Path:
         esign_site.ensure_officer()
         case = esign_site.create_demo_case(site)
         transaction.commit()
-        print(f"Site and case ready in {time.monotonic() - started:.1f} s: {case.absolute_url_path()} "
-              f"(owner {case.getOwner().getId()}, state {esign.state_of(case)})")
+        print(
+            f"Site and case ready in {time.monotonic() - started:.1f} s: {case.absolute_url_path()} "
+            f"(owner {case.getOwner().getId()}, state {esign.state_of(case)})"
+        )
 
         with api.env.adopt_user(username=esign_site.OFFICER_ID):
             esign.send_case(case)
@@ -125,12 +127,16 @@ def run(home: Path, out: Path) -> Path:
 
         print(f"Case: {case.Title()} ({case.information_class}), state {state}")
         for record, result in results:
-            print(f"  {record.position}. {record.name}: signed {result.signed_at:%Y-%m-%d %H:%M:%S %Z} "
-                  f"in {result.field_name}, certificate serial {result.certificate_serial}")
+            print(
+                f"  {record.position}. {record.name}: signed {result.signed_at:%Y-%m-%d %H:%M:%S %Z} "
+                f"in {result.field_name}, certificate serial {result.certificate_serial}"
+            )
             print(f"     subject {result.certificate_subject}")
         verdict = "all valid" if report and report.all_valid else "NOT valid"
-        print(f"Validation against the site root: {len(report.signatures) if report else 0} signatures, "
-              f"{verdict}")
+        print(
+            f"Validation against the site root: {len(report.signatures) if report else 0} signatures, "
+            f"{verdict}"
+        )
         print(f"Mails captured (not sent): {len(mailhost.messages)}")
         print(f"Root certificate: {root_path}")
         print(f"Done in {time.monotonic() - started:.1f} s.")

@@ -30,21 +30,42 @@ SIGNERS = (
 )
 
 CONTRACT_PARAGRAPHS = (
-    ("1. Parter", "Detta avtal ingås mellan Regionen (beställaren) och Vårdgivaren AB (leverantören). "
-     "Parterna benämns nedan gemensamt parterna."),
-    ("2. Avtalets omfattning", "Leverantören åtar sig att utföra öppenvårdstjänster inom primärvård "
-     "enligt bilagd tjänstebeskrivning, med den kvalitet och tillgänglighet som där anges."),
-    ("3. Avtalstid", "Avtalet gäller från och med den 1 januari till och med den 31 december. "
-     "Därefter förlängs det med ett år i taget om det inte sägs upp senast tre månader före utgången."),
-    ("4. Ersättning", "Beställaren betalar ersättning per besök enligt prisbilagan. Fakturering sker "
-     "månadsvis i efterskott med 30 dagars betalningsvillkor."),
-    ("5. Personuppgifter och sekretess", "Leverantören behandlar personuppgifter för beställarens räkning "
-     "enligt personuppgiftsbiträdesavtalet och iakttar sekretess enligt offentlighets- och "
-     "sekretesslagen samt patientdatalagen."),
-    ("6. Ändringar", "Ändringar av och tillägg till detta avtal ska vara skriftliga och undertecknade "
-     "av båda parter för att vara giltiga."),
-    ("7. Underskrifter", "Avtalet undertecknas elektroniskt av parterna. Varje underskrift gäller "
-     "dokumentet i den lydelse det hade när underskriften gjordes."),
+    (
+        "1. Parter",
+        "Detta avtal ingås mellan Regionen (beställaren) och Vårdgivaren AB (leverantören). "
+        "Parterna benämns nedan gemensamt parterna.",
+    ),
+    (
+        "2. Avtalets omfattning",
+        "Leverantören åtar sig att utföra öppenvårdstjänster inom primärvård "
+        "enligt bilagd tjänstebeskrivning, med den kvalitet och tillgänglighet som där anges.",
+    ),
+    (
+        "3. Avtalstid",
+        "Avtalet gäller från och med den 1 januari till och med den 31 december. "
+        "Därefter förlängs det med ett år i taget om det inte sägs upp senast tre månader före utgången.",
+    ),
+    (
+        "4. Ersättning",
+        "Beställaren betalar ersättning per besök enligt prisbilagan. Fakturering sker "
+        "månadsvis i efterskott med 30 dagars betalningsvillkor.",
+    ),
+    (
+        "5. Personuppgifter och sekretess",
+        "Leverantören behandlar personuppgifter för beställarens räkning "
+        "enligt personuppgiftsbiträdesavtalet och iakttar sekretess enligt offentlighets- och "
+        "sekretesslagen samt patientdatalagen.",
+    ),
+    (
+        "6. Ändringar",
+        "Ändringar av och tillägg till detta avtal ska vara skriftliga och undertecknade "
+        "av båda parter för att vara giltiga.",
+    ),
+    (
+        "7. Underskrifter",
+        "Avtalet undertecknas elektroniskt av parterna. Varje underskrift gäller "
+        "dokumentet i den lydelse det hade när underskriften gjordes.",
+    ),
 )
 
 
@@ -202,9 +223,8 @@ def ensure_officer(password: str | None = None):
 
 def create_demo_case(site, *, case_id: str = CASE_ID, title: str = CASE_TITLE):
     """The demo case, created as the officer (who becomes its owner), still a draft."""
-    from plone.namedfile.file import NamedBlobFile
-
     from plone import api
+    from plone.namedfile.file import NamedBlobFile
 
     with api.env.adopt_user(username=OFFICER_ID):
         return api.content.create(

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Install the Debian packages the test suite and the demo call by name:
-#   poppler-utils (pdfsig), qpdf (qpdf), libnss3-tools (certutil).
+#   poppler-utils (pdfsig), qpdf (qpdf), libnss3-tools (certutil),
+#   chromium (the browser the end-to-end journey test drives with Playwright).
 # Fast when everything is present: apt-get runs only for what is missing.
 set -euo pipefail
 
@@ -8,10 +9,11 @@ declare -A COMMAND_OF=(
   [poppler-utils]=pdfsig
   [qpdf]=qpdf
   [libnss3-tools]=certutil
+  [chromium]=chromium
 )
 
 missing=()
-for pkg in poppler-utils qpdf libnss3-tools; do
+for pkg in poppler-utils qpdf libnss3-tools chromium; do
   if command -v "${COMMAND_OF[$pkg]}" >/dev/null 2>&1 \
      && dpkg -s "$pkg" 2>/dev/null | grep -q '^Status: install ok installed'; then
     continue
@@ -23,7 +25,7 @@ for pkg in poppler-utils qpdf libnss3-tools; do
 done
 
 if [ "${#missing[@]}" -eq 0 ]; then
-  echo "system-deps: pdfsig, qpdf and certutil are installed."
+  echo "system-deps: pdfsig, qpdf, certutil and chromium are installed."
   exit 0
 fi
 

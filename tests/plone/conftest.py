@@ -10,14 +10,25 @@ import tempfile
 # its own folder for them, as an instance's var/ would be.
 os.environ.setdefault("ESIGN_PKI_DIR", tempfile.mkdtemp(prefix="esign-pki-"))
 
+# Mail goes, as in production, through MailHost's queue to a real SMTP server:
+# the project's mail catcher, on a free port, for the whole test session.
+from pathlib import Path
+
+from esign.plone.testservers.mail import MailCatcher
+
+MAIL = MailCatcher(Path(tempfile.mkdtemp(prefix="esign-mail-"))).start()
+os.environ["ESIGN_SMTP_HOST"] = "127.0.0.1"
+os.environ["ESIGN_SMTP_PORT"] = str(MAIL.smtp_port)
+os.environ.setdefault("ESIGN_MAIL_QUEUE", tempfile.mkdtemp(prefix="esign-mailqueue-"))
+
 import pytest
+from plone import api
 from plone.app.testing import TEST_USER_ID, setRoles
 from plone.namedfile.file import NamedBlobFile
 from pytest_plone import fixtures_factory
 
 from esign.plone.signing.values import AuthenticationContext, VerifiedIdentity
 from esign.plone.testing import ESIGN_FUNCTIONAL_TESTING, ESIGN_INTEGRATION_TESTING
-from plone import api
 
 globals().update(
     fixtures_factory(

@@ -7,9 +7,9 @@ import pytest
 import requests
 import transaction
 from conftest import ANNA, BERTIL
+from plone import api
 
 from helpers import pdfs
-from plone import api
 
 OFFICER = ("officer", "officer-secret-1")
 

@@ -4,9 +4,8 @@ import re
 
 import requests
 import transaction
-from plone.app.testing import SITE_OWNER_NAME, SITE_OWNER_PASSWORD
-
 from plone import api
+from plone.app.testing import SITE_OWNER_NAME, SITE_OWNER_PASSWORD
 
 MANAGER = (SITE_OWNER_NAME, SITE_OWNER_PASSWORD)
 
@@ -57,6 +56,8 @@ def test_saving_the_settings_changes_the_registry(functional_portal):
             "form.widgets.key_algorithm:list": "rsa-3072",
             "form.widgets.key_algorithm-empty-marker": "1",
             "form.widgets.certificate_validity_minutes": "15",
+            "form.widgets.session_idle_minutes": "15",
+            "form.widgets.link_validity_days": "30",
             "form.buttons.save": "Save",
         },
         timeout=30,

@@ -1,9 +1,9 @@
 """Install and uninstall from the Add-ons control panel."""
 
+from plone import api
 from plone.browserlayer.utils import registered_layers
 
 from esign.plone.interfaces import IESignLayer
-from plone import api
 
 
 def test_addon_is_installed_with_its_type_workflow_and_layer(portal, installer):

@@ -7,6 +7,7 @@ import pytest
 import transaction
 from conftest import ANNA, BERTIL, identity_of
 from cryptography.hazmat.primitives import serialization
+from plone import api
 from plone.app.testing import login
 from plone.namedfile.file import NamedBlobFile
 
@@ -14,7 +15,6 @@ from esign.plone import api as esign
 from esign.plone.signing import pki as pki_module
 from helpers import pdfs
 from helpers.validators import pdfsig, qpdf_check
-from plone import api
 
 
 def _sign_all(case, rows=(ANNA, BERTIL)):

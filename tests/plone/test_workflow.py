@@ -2,6 +2,7 @@
 
 import pytest
 from conftest import ANNA, BERTIL, STAFF, identity_of
+from plone import api
 from plone.app.testing import login
 
 from esign.plone import api as esign
@@ -15,7 +16,6 @@ from esign.plone.errors import (
 )
 from esign.plone.interfaces import ISignable
 from esign.plone.workflow.cases import is_locked_signed
-from plone import api
 
 
 @pytest.fixture()

@@ -74,6 +74,67 @@ class IESignSettings(Interface):
         required=True,
     )
 
+    session_idle_minutes = schema.Int(
+        title=_("label_session_idle", default="Signer sessions end after (minutes idle)"),
+        default=15,
+        min=1,
+        max=240,
+        required=True,
+    )
+
+    link_validity_days = schema.Int(
+        title=_(
+            "label_link_validity",
+            default="Links in mails are valid for (days, when the case has no deadline)",
+        ),
+        default=30,
+        min=1,
+        max=365,
+        required=True,
+    )
+
+    bankid_url = schema.TextLine(
+        title=_("label_bankid_url", default="BankID RP API v6.0 URL"),
+        description=_(
+            "help_bankid_url",
+            default="https://appapi2.bankid.com/rp/v6.0 in production, "
+            "https://appapi2.test.bankid.com/rp/v6.0 for BankID's test environment. "
+            "ESIGN_BANKID_URL overrides.",
+        ),
+        required=False,
+    )
+    bankid_cert = schema.TextLine(
+        title=_("label_bankid_cert", default="RP client certificate (PEM file path)"),
+        description=_("help_bankid_cert", default="ESIGN_BANKID_CERT overrides."),
+        required=False,
+    )
+    bankid_key = schema.TextLine(
+        title=_("label_bankid_key", default="RP client key (PEM file path)"),
+        description=_("help_bankid_key", default="ESIGN_BANKID_KEY overrides."),
+        required=False,
+    )
+    bankid_ca = schema.TextLine(
+        title=_("label_bankid_ca", default="BankID server CA (PEM file path)"),
+        description=_("help_bankid_ca", default="ESIGN_BANKID_CA overrides."),
+        required=False,
+    )
+
+    oidc_issuer = schema.TextLine(
+        title=_("label_oidc_issuer", default="SITHS identity provider (OpenID Connect issuer)"),
+        description=_("help_oidc_issuer", default="E.g. Inera IdP. ESIGN_OIDC_ISSUER overrides."),
+        required=False,
+    )
+    oidc_client_id = schema.TextLine(
+        title=_("label_oidc_client_id", default="OIDC client id"),
+        description=_("help_oidc_client_id", default="ESIGN_OIDC_CLIENT_ID overrides."),
+        required=False,
+    )
+    oidc_client_secret = schema.Password(
+        title=_("label_oidc_client_secret", default="OIDC client secret"),
+        description=_("help_oidc_client_secret", default="ESIGN_OIDC_CLIENT_SECRET overrides."),
+        required=False,
+    )
+
 
 class IESignInternal(Interface):
     """Records the add-on keeps for itself (registry prefix ``esign.internal``)."""

@@ -5,11 +5,11 @@ from __future__ import annotations
 import secrets
 import uuid
 
+from plone import api
+from plone.base.interfaces import INonInstallable
 from zope.interface import implementer
 
 from esign.plone import logger
-from plone import api
-from plone.base.interfaces import INonInstallable
 
 
 @implementer(INonInstallable)
@@ -34,6 +34,12 @@ def post_install(context) -> None:
         organisation = api.portal.get().Title() or organisation
         api.portal.set_registry_record("esign.organisation_name", organisation)
     ensure_site_pki(organisation=organisation)
+    if not api.portal.get_registry_record("plone.email_from_address", default=None):
+        api.portal.set_registry_record("plone.email_from_address", "noreply@localhost")
+        api.portal.set_registry_record("plone.email_from_name", f"E-underskrift – {organisation}")
+    from esign.plone.notify import configure_mailhost
+
+    configure_mailhost()
 
 
 def uninstall(context) -> None:

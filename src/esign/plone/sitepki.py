@@ -13,10 +13,11 @@ import secrets
 import threading
 from pathlib import Path
 
+from plone import api
+
 from esign.plone import logger
 from esign.plone.errors import PKIError
 from esign.plone.signing import SitePKI
-from plone import api
 
 _cache: dict[Path, tuple[float, SitePKI]] = {}
 _lock = threading.Lock()

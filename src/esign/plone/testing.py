@@ -11,8 +11,9 @@ class ESignLayer(PloneSandboxLayer):
     defaultBases = (PLONE_APP_CONTENTTYPES_FIXTURE,)
 
     def setUpZope(self, app, configurationContext) -> None:
-        import esign.plone
         import plone.restapi
+
+        import esign.plone
 
         self.loadZCML(package=plone.restapi)
         self.loadZCML(package=esign.plone)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from plone import api
+from plone.namedfile.utils import set_headers, stream_data
 from Products.Five.browser import BrowserView
 from zExceptions import NotFound
 
@@ -9,8 +11,6 @@ from esign.plone.content.identifiers import mask_personal_number
 from esign.plone.content.signing_case import DECLINED, PENDING, SIGNED
 from esign.plone.errors import ESignError
 from esign.plone.workflow import cases
-from plone import api
-from plone.namedfile.utils import set_headers, stream_data
 
 STATUS_LABELS = {PENDING: "Väntar", SIGNED: "Undertecknat", DECLINED: "Avböjt"}
 
@@ -120,3 +120,24 @@ def _local(value) -> str:
     if not value:
         return ""
     return value.astimezone().strftime("%Y-%m-%d %H:%M:%S %Z")
+
+
+class SendCopy(BrowserView):
+    """The officer sends every party a digital copy of the signed document (POST, CSRF-checked)."""
+
+    def __call__(self):
+        from plone.protect import CheckAuthenticator
+        from Products.statusmessages.interfaces import IStatusMessage
+
+        from esign.plone.workflow.notifications import send_copy
+
+        request = self.request
+        if request.method != "POST":
+            return request.response.redirect(self.context.absolute_url())
+        CheckAuthenticator(request)
+        if cases.state_of(self.context) != cases.SIGNED_STATE:
+            IStatusMessage(request).add("Dokumentet är inte färdigt undertecknat ännu.", type="error")
+        else:
+            count = send_copy(self.context)
+            IStatusMessage(request).add(f"En digital kopia skickades till {count} parter.", type="info")
+        return request.response.redirect(self.context.absolute_url())

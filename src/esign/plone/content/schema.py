@@ -4,6 +4,10 @@ from __future__ import annotations
 
 from collective.z3cform.datagridfield.datagridfield import DataGridFieldWidgetFactory, DataGridValidator
 from collective.z3cform.datagridfield.row import DictRow
+from plone import api
+from plone.autoform import directives
+from plone.namedfile.field import NamedBlobFile
+from plone.supermodel import model
 from z3c.form.validator import WidgetValidatorDiscriminators
 from zope import schema
 from zope.interface import Interface, Invalid, invariant
@@ -17,10 +21,6 @@ from esign.plone.content.identifiers import (
     normalize_personal_number,
 )
 from esign.plone.errors import ESignError, InvalidInput
-from plone import api
-from plone.autoform import directives
-from plone.namedfile.field import NamedBlobFile
-from plone.supermodel import model
 
 #: The seed's rule, word for word: "K4-klassad information får inte behandlas i tjänsten."
 K4_REFUSAL = _(

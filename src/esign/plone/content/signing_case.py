@@ -6,11 +6,11 @@ import datetime as dt
 
 from persistent import Persistent
 from persistent.list import PersistentList
+from plone.dexterity.content import Item
+from plone.indexer import indexer
 from zope.interface import implementer
 
 from esign.plone.interfaces import ISigningCase
-from plone.dexterity.content import Item
-from plone.indexer import indexer
 
 PENDING = "pending"
 SIGNED = "signed"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from plone.app.registry.browser.controlpanel import ControlPanelFormWrapper, RegistryEditForm
+from plone.protect import CheckAuthenticator
 from Products.Five.browser import BrowserView
 from Products.Five.browser.pagetemplatefile import ViewPageTemplateFile
 from Products.statusmessages.interfaces import IStatusMessage
@@ -10,8 +12,6 @@ from esign.plone import _
 from esign.plone.errors import ESignError
 from esign.plone.interfaces import IESignSettings
 from esign.plone.sitepki import site_pki
-from plone.app.registry.browser.controlpanel import ControlPanelFormWrapper, RegistryEditForm
-from plone.protect import CheckAuthenticator
 
 
 class ESignSettingsForm(RegistryEditForm):

@@ -11,6 +11,9 @@ import uuid
 from collections.abc import Iterable
 
 from persistent.list import PersistentList
+from plone import api
+from plone.locking.interfaces import MAX_TIMEOUT, ILockable, LockType
+from plone.namedfile.file import NamedBlobFile
 
 from esign.plone import logger
 from esign.plone.content.identifiers import identity_key
@@ -27,9 +30,6 @@ from esign.plone.errors import (
 from esign.plone.signing import sign_pdf, validate_pdf
 from esign.plone.signing.values import SignatureResult, SigningProfile, ValidationReport, VerifiedIdentity
 from esign.plone.sitepki import site_pki
-from plone import api
-from plone.locking.interfaces import MAX_TIMEOUT, ILockable, LockType
-from plone.namedfile.file import NamedBlobFile
 
 DRAFT = "draft"
 AWAITING = "awaiting_signature"
@@ -196,7 +196,9 @@ def check_may_sign(case, record: SignerRecord) -> None:
             raise WrongState("Det är inte din tur ännu: tidigare undertecknare har inte skrivit under.")
 
 
-def sign_case(case, *, signer_id: str, identity: VerifiedIdentity) -> SignatureResult:
+def sign_case(
+    case, *, signer_id: str, identity: VerifiedIdentity, evidence: dict | None = None
+) -> SignatureResult:
     """Sign the case's document as one of its signers.
 
     ``identity`` must come from a fresh authentication (BankID sign order, forced
@@ -208,6 +210,9 @@ def sign_case(case, *, signer_id: str, identity: VerifiedIdentity) -> SignatureR
     :raises IdentityMismatch: the authenticated person is someone else.
     :raises WrongState, AlreadySigned, NotFound: the case does not allow it.
     :raises SigningError: the engine failed; nothing was changed.
+
+    ``evidence`` is what the identity provider gave as proof (BankID orderRef,
+    signature and OCSP response; OIDC token claims); it is kept on the record.
     """
     record = get_signer(case, signer_id)
     check_may_sign(case, record)
@@ -246,6 +251,7 @@ def sign_case(case, *, signer_id: str, identity: VerifiedIdentity) -> SignatureR
         "level_of_assurance": ctx.level_of_assurance,
         "transaction_ref": ctx.transaction_ref,
     }
+    record.evidence = dict(evidence or {})
     record._p_changed = True
     case.reindexObject(idxs=["modified"])
     logger.info(
@@ -255,6 +261,10 @@ def sign_case(case, *, signer_id: str, identity: VerifiedIdentity) -> SignatureR
     if all(r.status == SIGNED for r in case.signer_records):
         with api.env.adopt_roles(["Manager"]):
             api.content.transition(obj=case, transition="complete")
+    else:
+        from esign.plone.workflow.notifications import invite_due_signers
+
+        invite_due_signers(case)
     return result
 
 

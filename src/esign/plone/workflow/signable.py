@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
+from plone.locking.interfaces import ILockSettings
 from zope.component import adapter
 from zope.interface import implementer
 
 from esign.plone.interfaces import ISignable, ISigningCase
 from esign.plone.signing.values import SignatureResult, ValidationReport, VerifiedIdentity
 from esign.plone.workflow import cases
-from plone.locking.interfaces import ILockSettings
 
 
 @implementer(ISignable)

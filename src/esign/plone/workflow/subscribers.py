@@ -4,17 +4,27 @@ from __future__ import annotations
 
 from esign.plone.content.schema import normalize_signer_row
 from esign.plone.errors import CaseLocked, InvalidInput
-from esign.plone.workflow import cases
+from esign.plone.workflow import cases, notifications
+from esign.plone.workflow.links import revoke_links
 
 
 def after_transition(case, event) -> None:
     transition = getattr(event, "action", None)
     if transition == "send":
         cases.freeze(case)
+        notifications.invite_due_signers(case)
     elif transition == "withdraw":
+        revoke_links(case)
         cases.unfreeze(case)
     elif transition == "complete":
         cases.lock_signed(case)
+        revoke_links(case)
+        notifications.case_completed(case)
+    elif transition == "decline":
+        revoke_links(case)
+        declined = next((r for r in case.signer_records if r.status == "declined"), None)
+        if declined is not None:
+            notifications.case_declined(case, declined)
 
 
 def refuse_changes_after_send(case, event) -> None:
