@@ -62,6 +62,9 @@ def _set_cookie(request, name: str, value: str, *, max_age: int | None = None) -
     options = {"path": _cookie_path(), "http_only": True, "same_site": "Lax", "secure": secure}
     if max_age is not None:
         options["max_age"] = max_age
+    # Zope merges a second setCookie into the first: an expiry queued earlier in
+    # this response would otherwise stick to the new cookie.
+    request.response.cookies.pop(name, None)
     request.response.setCookie(name, value, **options)
 
 

@@ -6,6 +6,7 @@ Views, REST services, event subscribers and scripts all come through here
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import uuid
 from collections.abc import Iterable
@@ -227,6 +228,10 @@ def sign_case(
             "Du är inloggad som en annan person än den som ska skriva under. Ingen underskrift gjordes."
         )
 
+    if record.hsa_id and identity.personal_number:
+        # Staff are named by HSA-id on the case; their certificate's serialNumber is
+        # that HSA-id, even when the IdP also vouched for a personnummer.
+        identity = dataclasses.replace(identity, personal_number=None)
     source = case.signed_document or case.document
     signed = NamedBlobFile(contentType="application/pdf", filename=_signed_filename(case))
     profile = signing_profile(field_name=f"Signature{len(signatures_made(case)) + 1}")
