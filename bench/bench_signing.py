@@ -215,12 +215,15 @@ def main() -> None:
         peaks = " ".join(f"{result['peak'][v] / 2**20:13.1f}MB" for v in VARIANTS)
         print(f"{'':>8} {'':>11} {'':>2} {peaks}   (tracemalloc peak)")
     print()
+    print("engine-blob = what the add-on does per signature: one-time key + certificate + PAdES B-B,")
+    print("streamed into a ZODB blob and committed; raw-file = pyHanko with a ready key, default settings.")
+    for _repeat, result in results:
+        medians, label = result["median"], result["label"]
+        print(f"ratio engine-file/raw-file {label}: {medians['engine-file'] / medians['raw-file']:.2f}")
+        print(f"ratio engine-file/raw-tuned {label}: {medians['engine-file'] / medians['raw-tuned']:.2f}")
     for _repeat, result in results:
         medians = result["median"]
-        print(f"ratio vs tuned {result['label']}: {medians['engine-file'] / medians['raw-tuned']:.2f}")
-    for _repeat, result in results:
-        medians = result["median"]
-        print(f"ratio {result['label']}: {medians['engine-file'] / medians['raw-file']:.2f}")
+        print(f"ratio {result['label']}: {medians['engine-blob'] / medians['raw-file']:.2f}")
 
 
 if __name__ == "__main__":
