@@ -20,6 +20,7 @@ help:
 	@echo "make venv         .venv with esign.plone and the test extras, pinned by constraints.txt"
 	@echo "make system-deps  Debian packages the tests call: poppler-utils, qpdf, libnss3-tools (root/sudo)"
 	@echo "make start        Plone site with esign.plone on http://localhost:8080/Plone (data in instance/, var/)"
+	@echo "                  with the local BankID, eTjänstekort (SITHS) and mail servers (scripts/servers.sh)"
 	@echo "make demo         one two-signer case in a throwaway site; writes var/demo/demo-signed.pdf"
 	@echo "make test         the test suite (PYTEST_ARGS='-k ...' to narrow it)"
 	@echo "make bench        bench/bench_signing.py (BENCH_ARGS='...')"

@@ -3,8 +3,10 @@
     ESIGN_PKI_DIR=var/esign-pki zconsole run instance/etc/zope.conf scripts/create_site.py
 
 Makes (each step only when missing) the Classic UI Plone site ``/Plone`` titled
-"E-underskrift (demo)" in Swedish, installs esign.plone (which creates the site
-PKI under ``$ESIGN_PKI_DIR``), adds the officer ``officer`` (password from
+"E-underskrift (demo)" in Swedish (language ``sv``, mail sender
+``e-underskrift@localhost``), installs esign.plone (which creates the site PKI
+under ``$ESIGN_PKI_DIR`` and points the MailHost at ``$ESIGN_SMTP_HOST``/``_PORT``),
+adds the esign.plone settings an older install lacks, adds the officer ``officer`` (password from
 ``ESIGN_OFFICER_PASSWORD``, default ``officer``) with the SigningOfficer role and
 one demo case owned by that officer, and commits. Running it again changes nothing.
 
@@ -16,6 +18,7 @@ import sys
 from pathlib import Path
 
 import transaction
+from plone import api
 
 
 def _scripts_dir() -> Path:
@@ -36,9 +39,21 @@ def main(app) -> None:
         f"Site /{site.getId()}: {'created' if created else 'exists'} "
         f"(title {site.Title()!r}, language {site.Language()!r})"
     )
+    # Before the install, so that esign.plone's own fallback sender does not win.
+    for name in esign_site.ensure_mail_sender(site):
+        print(f"{name}: set to {api.portal.get_registry_record(name)!r}")
+    if esign_site.ensure_language(site):
+        print(f"Site language: set to {esign_site.SITE_LANGUAGE!r}")
     if esign_site.ensure_installed(site):
         print("esign.plone: installed")
-    esign_site.ensure_mail_sender(site)
+    added = esign_site.ensure_registry_records(site)
+    if added:
+        print(f"esign.plone settings added (made by an older esign.plone): {', '.join(added)}")
+    # esign.plone points the MailHost at ESIGN_SMTP_HOST/_PORT when installed and, for an
+    # existing site, at every process start (this one included); show what is in force.
+    mailhost = api.portal.get_tool("MailHost")
+    queue = f"queue {mailhost.smtp_queue_directory}" if mailhost.smtp_queue else "no queue"
+    print(f"Mail: to {mailhost.smtp_host}:{mailhost.smtp_port}, {queue}")
     officer = esign_site.ensure_officer()
     print(f"Officer {officer.getId()!r}: roles {sorted(officer.getRoles())}")
     case, case_created = esign_site.ensure_demo_case(site)

@@ -159,17 +159,66 @@ def ensure_site(app, *, site_id: str = SITE_ID, title: str = SITE_TITLE, languag
     raise AssertionError("unreachable")
 
 
-MAIL_FROM_ADDRESS = "noreply@example.se"
+MAIL_FROM_ADDRESS = "e-underskrift@localhost"
 
 
-def ensure_mail_sender(site) -> None:
-    """A sender address for the invitations esign.plone mails (Plone refuses to mail without one)."""
+def ensure_mail_sender(site) -> list[str]:
+    """A sender address and name for the invitations esign.plone mails (Plone refuses to mail
+    without an address). Only fills what is empty. Returns the names of the records it set."""
     from plone import api
 
+    changed = []
     if not api.portal.get_registry_record("plone.email_from_address", default=None):
         api.portal.set_registry_record("plone.email_from_address", MAIL_FROM_ADDRESS)
+        changed.append("plone.email_from_address")
     if not api.portal.get_registry_record("plone.email_from_name", default=None):
         api.portal.set_registry_record("plone.email_from_name", SITE_TITLE)
+        changed.append("plone.email_from_name")
+    return changed
+
+
+def ensure_language(site, language: str = SITE_LANGUAGE) -> bool:
+    """Make ``language`` the site's default language (and an available one) unless it is.
+
+    A site made by ``ensure_site`` already is Swedish, unless creating it in Swedish
+    failed. Returns True when it changed something.
+    """
+    from plone import api
+
+    changed = False
+    available = list(api.portal.get_registry_record("plone.available_languages", default=None) or [])
+    if language not in available:
+        api.portal.set_registry_record("plone.available_languages", [*available, language])
+        changed = True
+    if api.portal.get_registry_record("plone.default_language", default=None) != language:
+        api.portal.set_registry_record("plone.default_language", language)
+        changed = True
+    if changed and hasattr(site, "setLanguage"):
+        site.setLanguage(language)
+    return changed
+
+
+def ensure_registry_records(site) -> list[str]:
+    """Add esign.plone settings a site installed by an older esign.plone lacks; keep every value.
+
+    esign.plone has no upgrade steps yet, so a site made before a setting existed
+    (say ``esign.link_validity_days`` or the BankID/OIDC fields) would miss its record
+    and the control panel would fail. Returns the names of the records added.
+    """
+    from plone import api
+    from zope.schema import getFieldsInOrder
+
+    from esign.plone.interfaces import IESignInternal, IESignSettings
+
+    registry = api.portal.get_tool("portal_registry")
+    added = []
+    for interface, prefix in ((IESignSettings, "esign"), (IESignInternal, "esign.internal")):
+        names = [f"{prefix}.{name}" for name, field in getFieldsInOrder(interface) if not field.readonly]
+        missing = [name for name in names if name not in registry.records]
+        if missing:
+            registry.registerInterface(interface, prefix=prefix)  # keeps the existing values
+            added.extend(missing)
+    return added
 
 
 def capture_mail(site):

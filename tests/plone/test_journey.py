@@ -276,3 +276,14 @@ def test_no_personnummer_in_any_address_of_the_journey(site, sent_case, tester):
     assert seen
     for url in seen:
         assert ANNA["personal_number"] not in url and "19121212" not in url
+
+
+def test_in_sequential_order_the_next_signer_is_mailed_only_after_the_previous_signed(site, sent_case, tester):
+    case = sent_case(signers=(ANNA, BERTIL), signing_order="sequential")
+    anna = browser_for(site)
+    anna.get(link_in(text_of(mail_to(ANNA["email"], case))))
+    with pytest.raises(TimeoutError):
+        MAIL.wait_for(lambda m: BERTIL["email"] in m["To"] and case.title in text_of(m), timeout=2)
+    anna.login_with_bankid(tester, personal_number=ANNA["personal_number"])
+    anna.sign_with_bankid(tester, case.UID(), personal_number=ANNA["personal_number"])
+    assert "Hantera ärendet" in text_of(mail_to(BERTIL["email"], case))

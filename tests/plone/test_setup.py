@@ -41,3 +41,12 @@ def test_uninstall_removes_type_workflow_registry_layer_and_control_panel(portal
     # The site still works: content is created and found as before.
     api.content.create(container=portal, type="Document", id="after-uninstall", title="Efter")
     assert api.content.find(id="after-uninstall")
+
+
+def test_an_old_site_gets_the_new_settings_by_the_upgrade_step(portal, setup_tool):
+    registry = api.portal.get_tool("portal_registry")
+    del registry.records["esign.session_idle_minutes"]
+    setup_tool.setLastVersionForProfile("esign.plone:default", "1000")
+    setup_tool.upgradeProfile("esign.plone:default")
+    assert api.portal.get_registry_record("esign.session_idle_minutes") == 15
+    assert setup_tool.getLastVersionForProfile("esign.plone:default") == ("1001",)

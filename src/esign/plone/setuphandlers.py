@@ -37,6 +37,11 @@ def post_install(context) -> None:
     if not api.portal.get_registry_record("plone.email_from_address", default=None):
         api.portal.set_registry_record("plone.email_from_address", "noreply@localhost")
         api.portal.set_registry_record("plone.email_from_name", f"E-underskrift – {organisation}")
+    configure_mail(context)
+
+
+def configure_mail(context=None) -> None:
+    """Point MailHost at the SMTP server (environment or Plone's settings) and switch on the queue."""
     from esign.plone.notify import configure_mailhost
 
     configure_mailhost()
