@@ -278,7 +278,9 @@ def test_no_personnummer_in_any_address_of_the_journey(site, sent_case, tester):
         assert ANNA["personal_number"] not in url and "19121212" not in url
 
 
-def test_in_sequential_order_the_next_signer_is_mailed_only_after_the_previous_signed(site, sent_case, tester):
+def test_in_sequential_order_the_next_signer_is_mailed_only_after_the_previous_signed(
+    site, sent_case, tester
+):
     case = sent_case(signers=(ANNA, BERTIL), signing_order="sequential")
     anna = browser_for(site)
     anna.get(link_in(text_of(mail_to(ANNA["email"], case))))
@@ -287,3 +289,32 @@ def test_in_sequential_order_the_next_signer_is_mailed_only_after_the_previous_s
     anna.login_with_bankid(tester, personal_number=ANNA["personal_number"])
     anna.sign_with_bankid(tester, case.UID(), personal_number=ANNA["personal_number"])
     assert "Hantera ärendet" in text_of(mail_to(BERTIL["email"], case))
+
+
+def test_no_rest_call_signs_or_completes_a_case(site, sent_case):
+    import requests
+    from plone.app.testing import SITE_OWNER_NAME, SITE_OWNER_PASSWORD
+
+    case = sent_case(signers=(ANNA,))
+    api_url = case.absolute_url().replace("/plone/", "/plone/++api++/")
+    for auth in (OFFICER, (SITE_OWNER_NAME, SITE_OWNER_PASSWORD), None):
+        for transition in ("complete", "decline"):
+            response = requests.post(
+                f"{api_url}/@workflow/{transition}",
+                auth=auth,
+                headers={"Accept": "application/json"},
+                timeout=30,
+            )
+            assert response.status_code in (400, 401, 403), (transition, auth, response.status_code)
+        patched = requests.patch(
+            api_url,
+            auth=auth,
+            headers={"Accept": "application/json"},
+            json={"signed_document": {"data": "JVBERi0=", "encoding": "base64", "filename": "x.pdf"}},
+            timeout=30,
+        )
+        assert patched.status_code in (400, 401, 403)
+    refresh(case)
+    assert esign.state_of(case) == "awaiting_signature"
+    assert case.signed_document is None
+    assert case.signer_records[0].status == "pending"
