@@ -14,7 +14,7 @@ BENCH_ARGS ?=
 # Read by scripts/start.sh and scripts/create_site.py (defaults: admin / officer).
 export ESIGN_ADMIN_PASSWORD ESIGN_OFFICER_PASSWORD
 
-.PHONY: help venv system-deps start demo test bench lint clean clean-data
+.PHONY: help venv system-deps start demo test bench lint locales clean clean-data
 
 help:
 	@echo "make venv         .venv with esign.plone and the test extras, pinned by constraints.txt"
@@ -25,6 +25,7 @@ help:
 	@echo "make test         the test suite (PYTEST_ARGS='-k ...' to narrow it)"
 	@echo "make bench        bench/bench_signing.py (BENCH_ARGS='...')"
 	@echo "make lint         ruff check src tests bench scripts"
+	@echo "make locales      extract message ids; update and compile the en and sv catalogs"
 	@echo "make clean        remove build artefacts and caches (keeps .venv, instance/, var/)"
 	@echo "make clean-data CONFIRM=1   remove instance/ and var/ (the site, its data and its CA keys)"
 
@@ -52,6 +53,9 @@ test: venv system-deps
 
 bench: venv
 	$(BIN)/python bench/bench_signing.py $(BENCH_ARGS)
+
+locales: venv
+	$(BIN)/python scripts/update_locales.py
 
 lint: venv
 	$(BIN)/ruff check src tests bench scripts

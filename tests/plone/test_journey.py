@@ -318,3 +318,14 @@ def test_no_rest_call_signs_or_completes_a_case(site, sent_case):
     assert esign.state_of(case) == "awaiting_signature"
     assert case.signed_document is None
     assert case.signer_records[0].status == "pending"
+
+
+def test_the_signer_pages_speak_english_on_an_english_site(site):
+    api.portal.set_registry_record("plone.default_language", "en")
+    transaction.commit()
+    page = browser_for(site).get("@@esign-login?val=medborgare")
+    assert "Citizen login" in page.text and "BankID on another device" in page.text
+    api.portal.set_registry_record("plone.default_language", "sv")
+    transaction.commit()
+    page = browser_for(site).get("@@esign-login")
+    assert "Inloggning Medborgare" in page.text and "Inloggning Personal" in page.text
