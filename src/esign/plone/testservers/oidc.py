@@ -38,7 +38,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from http import HTTPStatus
 from http.cookies import SimpleCookie
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, unquote_plus, urlencode, urlsplit
@@ -49,6 +49,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from esign.plone.identity.oidc import HSA_ID_CLAIM, PERSONAL_NUMBER_CLAIM
 from esign.plone.signing.values import LOA3
+from esign.plone.testservers.http import Handler
 
 logger = logging.getLogger(__name__)
 
@@ -372,29 +373,11 @@ def _redirect_with(redirect_uri: str, params: dict[str, str]) -> str:
     return f"{redirect_uri}{separator}{urlencode({k: v for k, v in params.items() if v is not None})}"
 
 
-class _Handler(BaseHTTPRequestHandler):
+class _Handler(Handler):
     provider: OIDCTestProvider
     server_version = "esign-oidc-test"
-    protocol_version = "HTTP/1.1"
-
-    def log_message(self, format: str, *args: Any) -> None:
-        logger.debug("%s " + format, self.address_string(), *args)
 
     # -- plumbing -----------------------------------------------------------------------------------
-
-    def _send(
-        self, status: int, body: bytes, content_type: str, headers: dict[str, str] | None = None
-    ) -> None:
-        self.send_response(status)
-        self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(body)))
-        self.send_header("Cache-Control", "no-store")
-        self.send_header("Pragma", "no-cache")
-        for name, value in (headers or {}).items():
-            self.send_header(name, value)
-        self.end_headers()
-        if self.command != "HEAD":
-            self.wfile.write(body)
 
     def _json(self, status: int, document: dict, headers: dict[str, str] | None = None) -> None:
         self._send(status, json.dumps(document).encode(), "application/json", headers)

@@ -198,10 +198,17 @@ def start_bankid(request, *, purpose: str, mode: str, case=None, record=None) ->
             "qr_start_token": order.qr_start_token,
             "qr_start_secret": order.qr_start_secret,
             "started_at": order.started_at,
-            "case": case.UID() if case is not None else request.cookies.get(CASE_COOKIE),
-            "signer": record.signer_id if record is not None else None,
+            **_flow_target(request, case, record),
         },
     )
+
+
+def _flow_target(request, case, record) -> dict:
+    """Which case a flow leads to: the one being signed, or for a login the one the mail linked."""
+    return {
+        "case": case.UID() if case is not None else request.cookies.get(CASE_COOKIE),
+        "signer": record.signer_id if record is not None else None,
+    }
 
 
 def bankid_qr_svg(flow) -> str:
@@ -283,8 +290,7 @@ def start_oidc(request, *, purpose: str, case=None, record=None) -> str:
             "code_verifier": auth.code_verifier,
             "created_at": auth.created_at,
             "auth_url": auth.url,
-            "case": case.UID() if case is not None else request.cookies.get(CASE_COOKIE),
-            "signer": record.signer_id if record is not None else None,
+            **_flow_target(request, case, record),
         },
     )
     return auth.url
