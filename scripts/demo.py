@@ -1,22 +1,29 @@
-"""make demo: one complete two-signer case through esign.plone's real code paths, in a throwaway site.
+"""make demo: one two-signer case signed through the signer journey, over real sockets, in a throwaway site.
 
     .venv/bin/python scripts/demo.py [--out var/demo] [--keep]
 
-Starts Zope in this process from a temporary zope.conf (its own FileStorage and
-blob directory, and ``ESIGN_PKI_DIR`` in the same temporary folder, so the data
-of ``make start`` is never touched), creates a Classic UI Plone site, installs
-esign.plone (which makes the site's root and issuing CA), adds the officer and,
-as that officer, a case with a reportlab PDF and two signers. Then it calls
-``esign.plone.api.send_case`` and, for each signer, ``esign.plone.api.sign_case``,
-commits, checks that the case is ``signed`` and validates it. Mail goes to a
-mock mail host (nothing leaves the machine); the summary counts the messages.
+Everything runs in this process, on free loopback ports, with its data in a
+temporary folder (a zope.conf with its own FileStorage and blobs,
+``ESIGN_PKI_DIR``, the BankID test PKI, the mail queue and the caught mails), so
+the data of ``make start`` is never touched:
 
-The identities are handed to the signing engine directly, as
-``VerifiedIdentity`` values with ``AuthenticationContext(method="direct",
-identity_provider="urn:esign:demo")``: there is no BankID login in the demo
-until the BankID integration lands; everything after the authentication (the
-identity check against the signer, one-time key and certificate, PAdES
-signature, workflow, lock) is the production path.
+* the project's BankID RP API v6.0 test server (mutual TLS) and its tester page,
+  found by esign.plone through ``ESIGN_BANKID_*``;
+* the project's mail catcher, a real SMTP server: esign.plone's install points
+  MailHost and its queue at it (``ESIGN_SMTP_HOST``/``_PORT``, ``ESIGN_MAIL_QUEUE``);
+* Zope, started from the temporary zope.conf and served by waitress, so the
+  site's absolute URLs (and the links in its mails) are ``http://127.0.0.1:<port>/Plone``.
+
+The script creates a Classic UI Plone site, installs esign.plone (the site's root
+and issuing CA), adds the officer and, as that officer, a case with a reportlab
+PDF and two signers, and sends it (direct API calls, committed). Then each signer
+does what their browser would, with ``requests`` (``tests/helpers/journey.py``):
+reads the invitation in the mail catcher, opens "Hantera ärendet", logs in with
+BankID (approving the auth order on the test server's page as that person) and
+presses "Skriv under" (approving the sign order). Nothing in the add-on is
+bypassed. When the case is ``signed``, the download link in Anna's completion
+mail gives the signed PDF, with her session; it must be the case's document and
+validate against the site's root.
 
 Writes the signed PDF and the site's root certificate to ``var/demo/`` (check
 with ``pdfsig`` after trusting the root in an NSS database), prints a summary
@@ -26,20 +33,25 @@ and, as the very last line of stdout, the absolute path of the signed PDF.
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import os
+import re
 import shutil
 import sys
 import tempfile
+import threading
 import time
-import uuid
+from contextlib import ExitStack
 from pathlib import Path
 
 SCRIPTS = Path(__file__).resolve().parent
 ROOT = SCRIPTS.parent
 sys.path.insert(0, str(SCRIPTS))
+sys.path.insert(1, str(ROOT / "tests"))
 
 import esign_site  # noqa: E402
+
+LOOPBACK = "127.0.0.1"
+MAIL_TIMEOUT = 15.0
 
 ZOPE_CONF = """\
 %define INSTANCE {home}
@@ -62,90 +74,174 @@ def write_zope_conf(home: Path) -> Path:
     return conf
 
 
-def identity_for(record):
-    """The verified identity of a signer, as an identity provider would hand it over."""
-    from esign.plone.signing.values import AuthenticationContext, VerifiedIdentity
+class WSGIServer:
+    """Zope's WSGI application on a free loopback port, served by waitress in a background thread."""
 
-    row = next(s for s in esign_site.SIGNERS if s["personal_number"] == record.personal_number)
-    given, _, surname = row["name"].partition(" ")
-    return VerifiedIdentity(
-        given_name=given,
-        surname=surname,
-        personal_number=row["personal_number"],
-        email=row["email"],
-        context=AuthenticationContext(
-            method="direct",
-            identity_provider="urn:esign:demo",
-            authenticated_at=dt.datetime.now(dt.UTC),
-            transaction_ref=f"demo-{uuid.uuid4().hex[:12]}",
-        ),
+    def __init__(self, app) -> None:
+        import waitress
+
+        self.server = waitress.create_server(app, host=LOOPBACK, port=0, threads=4, ident="esign-demo")
+        self.port = int(self.server.effective_port)
+        self.thread = threading.Thread(target=self.server.run, name="esign-demo-wsgi", daemon=True)
+
+    def start(self) -> WSGIServer:
+        self.thread.start()
+        return self
+
+    def stop(self) -> None:
+        from waitress import wasyncore
+
+        # Close the sockets in the server's own loop thread; the loop ends when none is left.
+        self.server.trigger.pull_trigger(lambda: wasyncore.close_all(self.server._map, ignore_all=True))
+        self.thread.join(timeout=5)
+        self.server.task_dispatcher.shutdown(timeout=5)
+
+
+def text_of(message) -> str:
+    return message.get_body(preferencelist=("plain",)).get_content()
+
+
+def mail_to(catcher, address: str, *, containing: str):
+    return catcher.wait_for(
+        lambda m: address in str(m["To"]) and containing in text_of(m), timeout=MAIL_TIMEOUT
     )
 
 
-def run(home: Path, out: Path) -> Path:
+def download_link_in(mail_text: str) -> str:
+    match = re.search(r"(https?://\S+/@@esign-download\?case=[\w-]+)", mail_text)
+    if not match:
+        raise SystemExit("demo: no download link in the completion mail")
+    return match.group(1)
+
+
+def set_environment(home: Path, bankid, catcher) -> None:
+    """Point esign.plone at the test servers, before Zope starts and the site is made."""
+    os.environ.update(bankid.environment())
+    os.environ["ESIGN_SMTP_HOST"] = LOOPBACK
+    os.environ["ESIGN_SMTP_PORT"] = str(catcher.smtp_port)
+    os.environ["ESIGN_MAIL_QUEUE"] = str(home / "mail-queue")
+    os.environ.pop("MAILHOST_QUEUE_ONLY", None)
+    # The browsers talk to loopback servers only: never through a proxy from the environment.
+    for name in ("no_proxy", "NO_PROXY"):
+        os.environ[name] = ",".join(filter(None, (os.environ.get(name), LOOPBACK, "localhost")))
+
+
+def sign_as(signer: dict, *, case_uid: str, portal_url: str, catcher, tester):
+    """One signer's journey, as their browser: mail link, BankID login, "Skriv under". Returns
+    ``(browser, sign order)``."""
+    from helpers.journey import SignerBrowser, link_in
+
+    browser = SignerBrowser(portal_url)
+    invitation = mail_to(catcher, signer["email"], containing="Hantera ärendet")
+    landing = browser.get(link_in(text_of(invitation)))
+    if not landing.url.endswith("/@@esign-login"):
+        raise SystemExit(f"demo: the invitation link led to {landing.url}, not to the login page")
+    logged_in = browser.login_with_bankid(tester, personal_number=signer["personal_number"])
+    if logged_in.get("status") != "complete":
+        raise SystemExit(f"demo: BankID login of {signer['name']} ended with {logged_in}")
+    signed = browser.sign_with_bankid(tester, case_uid, personal_number=signer["personal_number"])
+    if signed.get("status") != "complete":
+        raise SystemExit(f"demo: the signature of {signer['name']} ended with {signed}")
+    return browser, signed["order"]
+
+
+def run(home: Path, out: Path, stack: ExitStack) -> Path:
     started = time.monotonic()
+
+    from esign.plone.testservers.bankid import BankIDTestServer
+    from esign.plone.testservers.mail import MailCatcher
+    from helpers.journey import BankIDTester
+
+    bankid = BankIDTestServer(home / "bankid").start()
+    stack.callback(bankid.stop)
+    catcher = MailCatcher(home / "mail").start()
+    stack.callback(catcher.stop)
+    set_environment(home, bankid, catcher)
+
     app = esign_site.open_zope_app(str(write_zope_conf(home)))
+    db = app._p_jar.db()
+    stack.callback(db.close)
 
     import transaction
     from plone import api
+    from ZPublisher.WSGIPublisher import publish_module
 
     from esign.plone import api as esign
+    from esign.plone.notify import stop_queue_processor
 
-    try:
-        site, _ = esign_site.ensure_site(app, site_id="Plone")
-        esign_site.ensure_installed(site)
-        # Invitation mails are kept in a mock mail host: the demo sends nothing anywhere.
-        mailhost = esign_site.capture_mail(site)
-        esign_site.ensure_officer()
-        case = esign_site.create_demo_case(site)
-        transaction.commit()
+    stack.callback(transaction.abort)
+    web = WSGIServer(publish_module).start()
+    stack.callback(web.stop)
+    # What the officer's calls below make (the links in the invitations) must point at that server.
+    app.REQUEST.setServerURL(protocol="http", hostname=LOOPBACK, port=web.port)
+
+    site, _ = esign_site.ensure_site(app, site_id="Plone")
+    esign_site.ensure_installed(site)  # also points MailHost and its queue at the mail catcher
+    stack.callback(stop_queue_processor, site.MailHost)
+    esign_site.ensure_officer()
+    case = esign_site.create_demo_case(site)
+    transaction.commit()
+    with api.env.adopt_user(username=esign_site.OFFICER_ID):
+        esign.send_case(case)
+    transaction.commit()
+    uid, portal_url = case.UID(), site.absolute_url()
+    print(
+        f"Site {portal_url} with the case ready and sent in {time.monotonic() - started:.1f} s "
+        f"(BankID test server {bankid.api_url}, mail catcher SMTP {LOOPBACK}:{catcher.smtp_port})"
+    )
+
+    tester = BankIDTester(bankid.page_url)
+    browsers, orders = {}, {}
+    for signer in esign_site.SIGNERS:
+        browser, order = sign_as(signer, case_uid=uid, portal_url=portal_url, catcher=catcher, tester=tester)
+        stack.callback(browser.http.close)
+        browsers[signer["personal_number"]], orders[signer["personal_number"]] = browser, order
+
+    transaction.abort()  # see what the signers' requests committed
+    state = esign.state_of(case)
+    if state != "signed":
+        raise SystemExit(f"demo: the case ended in state {state!r}, expected 'signed'")
+
+    anna = esign_site.SIGNERS[0]
+    completed = mail_to(catcher, anna["email"], containing="esign-download")
+    download = browsers[anna["personal_number"]].get(download_link_in(text_of(completed)))
+    if download.status_code != 200 or not download.content.startswith(b"%PDF"):
+        raise SystemExit(f"demo: downloading the signed PDF gave {download.status_code}")
+    if download.content != case.signed_document.data:
+        raise SystemExit("demo: the downloaded PDF is not the case's signed document")
+    report = esign.validate_case(case)
+    mail_to(catcher, esign_site.OFFICER_EMAIL, containing=case.Title())  # the officer is told, too
+
+    out.mkdir(parents=True, exist_ok=True)
+    pdf_path = (out / "demo-signed.pdf").resolve()
+    root_path = (out / "esign-root-ca.pem").resolve()
+    pdf_path.write_bytes(download.content)
+    root_path.write_bytes(esign.site_pki().root_pem())
+
+    print(f"Case: {case.Title()} ({case.information_class}), state {state}")
+    for record in esign.signer_records(case):
+        order_ref = orders[record.personal_number]["orderRef"]
+        if record.evidence.get("order_ref") != order_ref:
+            raise SystemExit(f"demo: {record.name}'s signature does not record BankID order {order_ref}")
         print(
-            f"Site and case ready in {time.monotonic() - started:.1f} s: {case.absolute_url_path()} "
-            f"(owner {case.getOwner().getId()}, state {esign.state_of(case)})"
+            f"  {record.position}. {record.name}: BankID order {order_ref}, signed "
+            f"{record.signed_at:%Y-%m-%d %H:%M:%S %Z} in {record.field_name}, "
+            f"certificate serial {record.certificate_serial}"
         )
-
-        with api.env.adopt_user(username=esign_site.OFFICER_ID):
-            esign.send_case(case)
-        transaction.commit()
-
-        results = []
-        for record in esign.signer_records(case):
-            result = esign.sign_case(case, signer_id=record.signer_id, identity=identity_for(record))
-            transaction.commit()
-            results.append((record, result))
-
-        state = esign.state_of(case)
-        if state != "signed":
-            raise SystemExit(f"demo: the case ended in state {state!r}, expected 'signed'")
-        report = esign.validate_case(case)
-
-        out.mkdir(parents=True, exist_ok=True)
-        pdf_path = (out / "demo-signed.pdf").resolve()
-        root_path = (out / "esign-root-ca.pem").resolve()
-        pdf_path.write_bytes(case.signed_document.data)
-        root_path.write_bytes(esign.site_pki().root_pem())
-
-        print(f"Case: {case.Title()} ({case.information_class}), state {state}")
-        for record, result in results:
-            print(
-                f"  {record.position}. {record.name}: signed {result.signed_at:%Y-%m-%d %H:%M:%S %Z} "
-                f"in {result.field_name}, certificate serial {result.certificate_serial}"
-            )
-            print(f"     subject {result.certificate_subject}")
-        verdict = "all valid" if report and report.all_valid else "NOT valid"
-        print(
-            f"Validation against the site root: {len(report.signatures) if report else 0} signatures, "
-            f"{verdict}"
-        )
-        print(f"Mails captured (not sent): {len(mailhost.messages)}")
-        print(f"Root certificate: {root_path}")
-        print(f"Done in {time.monotonic() - started:.1f} s.")
-        if not (report and report.all_valid):
-            raise SystemExit("demo: the signed document did not validate")
-        return pdf_path
-    finally:
-        transaction.abort()
-        app._p_jar.db().close()
+        print(f"     subject {record.certificate_subject}")
+    verdict = "all valid" if report and report.all_valid else "NOT valid"
+    print(
+        f"Validation against the site root: {len(report.signatures) if report else 0} signatures, {verdict}"
+    )
+    mails = catcher.messages()
+    print(f"Mails caught by the mail catcher: {len(mails)}")
+    for message in mails:
+        print(f"  to {message['To']}: {message['Subject']}")
+    print(f"Root certificate: {root_path}")
+    print(f"Done in {time.monotonic() - started:.1f} s.")
+    if not (report and report.all_valid):
+        raise SystemExit("demo: the signed document did not validate")
+    return pdf_path
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -159,7 +255,9 @@ def main(argv: list[str] | None = None) -> int:
     os.environ["ESIGN_PKI_DIR"] = str(home / "esign-pki")
     os.environ.pop("ESIGN_CA_PASSPHRASE", None)
     try:
-        pdf_path = run(home, args.out)
+        # The servers, the mail queue and the database are closed in reverse order, whatever happened.
+        with ExitStack() as stack:
+            pdf_path = run(home, args.out, stack)
     finally:
         if args.keep:
             print(f"Temporary site kept in {home}", file=sys.stderr)

@@ -221,26 +221,6 @@ def ensure_registry_records(site) -> list[str]:
     return added
 
 
-def capture_mail(site):
-    """Replace the site's MailHost by one that keeps messages instead of sending them.
-
-    The same swap as plone.app.testing's MOCK_MAILHOST_FIXTURE. Returns the mail host;
-    its ``messages`` list holds what would have been sent.
-    """
-    from plone.app.testing.utils import MockMailHost
-    from Products.MailHost.interfaces import IMailHost
-
-    mailhost = MockMailHost("MailHost")
-    if "MailHost" in site.objectIds():
-        site._delObject("MailHost")
-    site._setObject("MailHost", mailhost)
-    sm = site.getSiteManager()
-    sm.unregisterUtility(provided=IMailHost)
-    sm.registerUtility(mailhost, provided=IMailHost)
-    ensure_mail_sender(site)
-    return site.MailHost
-
-
 def ensure_installed(site) -> bool:
     """Install esign.plone unless it is installed. Returns True when it installed it now."""
     from plone.base.utils import get_installer
