@@ -65,7 +65,7 @@ def new_context(browser, **kw):
 
 
 class Screenshots:
-    """Numbered full-page screenshots: ``NN-name.png`` in one folder."""
+    """Screenshots into one folder; name them ``NN-step`` so they sort in journey order."""
 
     def __init__(self, directory: Path | str) -> None:
         self.directory = Path(directory)
@@ -73,7 +73,7 @@ class Screenshots:
         self.taken: list[Path] = []
 
     def __call__(self, page, name: str, *, full_page: bool = False) -> Path:
-        path = self.directory / f"{len(self.taken) + 1:02d}-{name}.png"
+        path = self.directory / f"{name}.png"
         page.screenshot(path=str(path), full_page=full_page)
         self.taken.append(path)
         return path
