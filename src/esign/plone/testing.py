@@ -19,6 +19,11 @@ class ESignLayer(PloneSandboxLayer):
         self.loadZCML(package=esign.plone)
 
     def setUpPloneSite(self, portal) -> None:
+        from plone import api
+
+        # A Swedish site, like the ones the add-on is made for; tests of the English
+        # texts switch the language themselves.
+        api.portal.set_registry_record("plone.default_language", "sv")
         applyProfile(portal, "esign.plone:default")
 
 
