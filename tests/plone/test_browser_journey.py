@@ -4,7 +4,8 @@ Chromium (Debian's, driven by Playwright) clicks through what a handläggare and
 signers see: Plone's login form, the add form, the workflow menu, the mail's
 "Hantera ärendet" link, the login chooser, the QR code and its JavaScript polling,
 the BankID test server's page (the "app"), the SITHS test provider's login page,
-and the decline form. Each step is screenshotted to ``docs/screenshots/``.
+and the decline form. Each step is screenshotted to ``test-output/screenshots/`` (or
+``$ESIGN_SCREENSHOTS``; the README shows ``docs/screenshots/``).
 
 The module lives beside test_journey.py because it needs this folder's conftest
 (the functional layer, the session's mail catcher): pytest-plone's layer fixtures
@@ -38,7 +39,10 @@ pytestmark = pytest.mark.e2e
 
 OFFICER = ("officer", "officer-secret-1")
 OFFICER_EMAIL = "officer@regionen.se"
-SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
+# test-output/ by default; `ESIGN_SCREENSHOTS=docs/screenshots make test` refreshes the README's pictures.
+SCREENSHOTS = Path(
+    os.environ.get("ESIGN_SCREENSHOTS") or Path(__file__).resolve().parents[2] / "test-output" / "screenshots"
+).resolve()
 
 
 # -- servers and browser (module-scoped; the environment is put back afterwards) --------
