@@ -148,7 +148,12 @@ def build_signature_certificate(
     ]
     if organisation:
         name_attributes.insert(1, x509.NameAttribute(NameOID.ORGANIZATION_NAME, organisation))
-    issuer_ski = issuer_certificate.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value
+    try:
+        issuer_ski = issuer_certificate.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value
+        authority_key_id = x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(issuer_ski)
+    except x509.ExtensionNotFound:
+        # An imported CA without SKI: derive the key id from its public key (RFC 5280 method 1).
+        authority_key_id = x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer_certificate.public_key())
     builder = (
         x509.CertificateBuilder()
         .subject_name(x509.Name(name_attributes))
@@ -177,9 +182,7 @@ def build_signature_certificate(
             critical=True,
         )
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(public_key), critical=False)
-        .add_extension(
-            x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(issuer_ski), critical=False
-        )
+        .add_extension(authority_key_id, critical=False)
         .add_extension(_authentication_context_extension(identity), critical=False)
     )
     if identity.email:

@@ -292,10 +292,6 @@ class SitePKI:
             ) from exc
         if not constraints.ca or not usage.key_cert_sign:
             raise PKIError("The certificate is not a CA certificate allowed to sign certificates.")
-        if x509.SubjectKeyIdentifier not in {type(e.value) for e in certificate.extensions}:
-            raise PKIError(
-                "The CA certificate has no subjectKeyIdentifier; it cannot issue certificates here."
-            )
         chain = _build_chain(certificate, additional)
         pki = cls(
             root_certificate=chain[-1],
