@@ -75,3 +75,13 @@ def test_anyone_can_download_the_root_certificate_to_trust_it(functional_portal)
     assert response.status_code == 200
     assert response.content == site_pki().root_pem()
     assert b"PRIVATE" not in response.content
+
+
+def test_the_addon_is_listed_in_the_addons_control_panel(functional_portal):
+    page = requests.get(
+        functional_portal.absolute_url() + "/@@prefs_install_products_form", auth=MANAGER, timeout=30
+    )
+    assert page.status_code == 200
+    assert "esign.plone: E-underskrift" in page.text
+    # The uninstall profile is not offered as an add-on of its own.
+    assert "esign.plone (uninstall)" not in page.text
