@@ -68,6 +68,7 @@ setup(
             "esign-bankid-test-server = esign.plone.testservers.bankid:main",
             "esign-oidc-test-server = esign.plone.testservers.oidc:main",
             "esign-mail-catcher = esign.plone.testservers.mail:main",
+            "esign-tick = esign.plone.workflow.lifecycle:main",
         ],
     },
 )

@@ -2,33 +2,17 @@
 
 from __future__ import annotations
 
-import datetime as dt
-import os
-import tempfile
-
-# The site PKI's CA keys go to files, never into the ZODB: give this test run
-# its own folder for them, as an instance's var/ would be.
-os.environ.setdefault("ESIGN_PKI_DIR", tempfile.mkdtemp(prefix="esign-pki-"))
-
-# Mail goes, as in production, through MailHost's queue to a real SMTP server:
-# the project's mail catcher, on a free port, for the whole test session.
-from pathlib import Path
-
-from esign.plone.testservers.mail import MailCatcher
-
-MAIL = MailCatcher(Path(tempfile.mkdtemp(prefix="esign-mail-"))).start()
-os.environ["ESIGN_SMTP_HOST"] = "127.0.0.1"
-os.environ["ESIGN_SMTP_PORT"] = str(MAIL.smtp_port)
-os.environ.setdefault("ESIGN_MAIL_QUEUE", tempfile.mkdtemp(prefix="esign-mailqueue-"))
-
 import pytest
 from plone import api
 from plone.app.testing import TEST_USER_ID, setRoles
 from plone.namedfile.file import NamedBlobFile
 from pytest_plone import fixtures_factory
 
-from esign.plone.signing.values import AuthenticationContext, VerifiedIdentity
 from esign.plone.testing import ESIGN_FUNCTIONAL_TESTING, ESIGN_INTEGRATION_TESTING
+
+# The session's environment (PKI folder, SMTP server) is set by helpers.site
+# before Plone is imported; the people and identities the tests use live there too.
+from helpers.site import ANNA, BERTIL, MAIL, STAFF, identity_of
 
 globals().update(
     fixtures_factory(
@@ -38,27 +22,6 @@ globals().update(
         )
     )
 )
-
-ANNA = {"name": "Anna Andersson", "personal_number": "191212121212", "email": "anna@example.se"}
-BERTIL = {"name": "Bertil Berg", "personal_number": "194911172296", "email": "bertil@example.se"}
-STAFF = {"name": "Sara Sjuksköterska", "hsa_id": "SE2321000016-1003", "email": "sara@regionen.se"}
-
-
-def identity_of(row: dict, *, method: str = "bankid") -> VerifiedIdentity:
-    given, _, surname = row["name"].partition(" ")
-    return VerifiedIdentity(
-        given_name=given,
-        surname=surname,
-        personal_number=row.get("personal_number"),
-        hsa_id=row.get("hsa_id"),
-        email=row.get("email"),
-        context=AuthenticationContext(
-            method=method,
-            identity_provider="https://bankid.test.local/rp/v6.0/",
-            authenticated_at=dt.datetime.now(dt.UTC),
-            transaction_ref="order-0001",
-        ),
-    )
 
 
 @pytest.fixture()
@@ -107,3 +70,6 @@ def as_manager(portal):
     setRoles(portal, TEST_USER_ID, ["Manager"])
     yield
     setRoles(portal, TEST_USER_ID, ["Member"])
+
+
+__all__ = ["ANNA", "BERTIL", "MAIL", "STAFF", "identity_of"]

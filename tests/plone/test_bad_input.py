@@ -6,10 +6,10 @@ import re
 import pytest
 import requests
 import transaction
-from conftest import ANNA, BERTIL
 from plone import api
 
 from helpers import pdfs
+from helpers.site import ANNA, BERTIL
 
 OFFICER = ("officer", "officer-secret-1")
 

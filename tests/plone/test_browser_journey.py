@@ -23,7 +23,6 @@ from pathlib import Path
 
 import pytest
 import transaction
-from conftest import ANNA, BERTIL, MAIL, STAFF
 from plone import api
 from plone.namedfile.file import NamedBlobFile
 
@@ -32,6 +31,7 @@ from esign.plone.testservers.bankid import BankIDTestServer
 from esign.plone.testservers.oidc import OIDCTestProvider
 from helpers.browser import Screenshots, launch_chromium, new_context
 from helpers.journey import link_in
+from helpers.site import ANNA, BERTIL, MAIL, STAFF
 from helpers.smtp import text_of
 from helpers.validators import pdfsig
 

@@ -10,7 +10,6 @@ import uuid
 
 import pytest
 import transaction
-from conftest import ANNA, BERTIL, MAIL, STAFF
 from plone import api
 from plone.namedfile.file import NamedBlobFile
 
@@ -19,6 +18,7 @@ from esign.plone import storage
 from esign.plone.testservers.bankid import BankIDTestServer
 from esign.plone.testservers.oidc import OIDCTestProvider
 from helpers.journey import BankIDTester, SignerBrowser, hidden, link_in
+from helpers.site import ANNA, BERTIL, MAIL, STAFF
 from helpers.smtp import text_of
 from helpers.validators import pdfsig
 

@@ -5,12 +5,12 @@ import hashlib
 import pytest
 import requests
 import transaction
-from conftest import ANNA, BERTIL, identity_of
 from plone import api
 from plone.app.testing import SITE_OWNER_NAME, SITE_OWNER_PASSWORD
 from plone.namedfile.file import NamedBlobFile
 
 from esign.plone import api as esign
+from helpers.site import ANNA, BERTIL, identity_of
 
 OFFICER = ("officer", "officer-secret-1")
 MANAGER = (SITE_OWNER_NAME, SITE_OWNER_PASSWORD)

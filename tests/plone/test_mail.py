@@ -11,13 +11,13 @@ from pathlib import Path
 
 import pytest
 import transaction
-from conftest import ANNA, BERTIL
 from plone import api
 from plone.app.testing import TEST_USER_ID, setRoles
 from plone.namedfile.file import NamedBlobFile
 
 from esign.plone.notify import mail
 from esign.plone.workflow import cases
+from helpers.site import ANNA, BERTIL
 from helpers.smtp import free_port, html_of, mail_catcher, text_of
 
 

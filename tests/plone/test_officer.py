@@ -6,7 +6,6 @@ import uuid
 
 import requests
 import transaction
-from conftest import ANNA, MAIL, identity_of
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -18,6 +17,7 @@ from plone.namedfile.file import NamedBlobFile
 
 from esign.plone import api as esign
 from esign.plone.sitepki import ensure_site_pki, site_pki
+from helpers.site import ANNA, MAIL, identity_of
 from helpers.smtp import text_of
 
 OFFICER = ("officer", "officer-secret-1")

@@ -5,7 +5,6 @@ from pathlib import Path
 
 import pytest
 import transaction
-from conftest import ANNA, BERTIL, identity_of
 from cryptography.hazmat.primitives import serialization
 from plone import api
 from plone.app.testing import login
@@ -14,6 +13,7 @@ from plone.namedfile.file import NamedBlobFile
 from esign.plone import api as esign
 from esign.plone.signing import pki as pki_module
 from helpers import pdfs
+from helpers.site import ANNA, BERTIL, identity_of
 from helpers.validators import pdfsig, qpdf_check
 
 

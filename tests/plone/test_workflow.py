@@ -1,7 +1,6 @@
 """The signing case's life: draft → awaiting signature → signed / declined."""
 
 import pytest
-from conftest import ANNA, BERTIL, STAFF, identity_of
 from plone import api
 from plone.app.testing import login
 
@@ -16,6 +15,7 @@ from esign.plone.errors import (
 )
 from esign.plone.interfaces import ISignable
 from esign.plone.workflow.cases import is_locked_signed
+from helpers.site import ANNA, BERTIL, STAFF, identity_of
 
 
 @pytest.fixture()

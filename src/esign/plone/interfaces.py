@@ -135,6 +135,29 @@ class IESignSettings(Interface):
         required=False,
     )
 
+    reminder_interval_days = schema.Int(
+        title=_("label_reminder_interval", default="Remind signers every (days; empty or 0: no reminders)"),
+        description=_(
+            "help_reminder_interval",
+            default="A signer who has not signed gets a reminder when the last mail to them is this old. "
+            "Sent by the scheduled esign-tick run.",
+        ),
+        default=3,
+        min=0,
+        max=365,
+        required=False,
+    )
+
+    public_url = schema.TextLine(
+        title=_("label_public_url", default="The site's public address"),
+        description=_(
+            "help_public_url",
+            default="E.g. https://e-underskrift.regionen.se. The links in mails that the scheduled "
+            "esign-tick run sends (reminders, expiry notices) start with it.",
+        ),
+        required=False,
+    )
+
 
 class IESignInternal(Interface):
     """Records the add-on keeps for itself (registry prefix ``esign.internal``)."""

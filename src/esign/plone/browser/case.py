@@ -7,6 +7,7 @@ from plone.namedfile.utils import set_headers, stream_data
 from Products.Five.browser import BrowserView
 from zExceptions import NotFound
 
+from esign.plone import audit
 from esign.plone.content.identifiers import mask_personal_number
 from esign.plone.content.signing_case import DECLINED, PENDING, SIGNED
 from esign.plone.errors import ESignError
@@ -111,6 +112,7 @@ class SignedDocumentDownload(BrowserView):
         signed = self.context.signed_document
         if signed is None:
             raise NotFound("Inget undertecknat dokument ännu.")
+        audit.record(self.context, "downloaded", actor=audit.current_actor())
         set_headers(signed, self.request.response, filename=signed.filename)
         self.request.response.setHeader("Cache-Control", "private, no-store")
         return stream_data(signed)

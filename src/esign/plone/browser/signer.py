@@ -14,6 +14,7 @@ from plone.namedfile.utils import set_headers, stream_data
 from Products.Five.browser import BrowserView
 from Products.Five.browser.pagetemplatefile import ViewPageTemplateFile
 
+from esign.plone import audit
 from esign.plone.content.identifiers import mask_personal_number
 from esign.plone.errors import ESignError, NotAuthenticated, NotFound
 from esign.plone.identity import sessions
@@ -84,7 +85,8 @@ class LinkLanding(SignerView):
     """ "Hantera ärendet": the mail's link; it names the case, then the signer logs in."""
 
     def handle(self):
-        uid, _signer_id = resolve_link(self.request.form.get("t"))
+        uid, signer_id = resolve_link(self.request.form.get("t"))
+        journey.link_opened(uid, signer_id)
         sessions._set_cookie(self.request, journey.CASE_COOKIE, uid)
         session = self.session()
         if session is not None:
@@ -238,8 +240,9 @@ class SignerDocument(SignerView):
 
     def handle(self):
         session = sessions.require_session(self.request)
-        case, _record = journey.signer_case(session, self.request.form.get("case"))
+        case, record = journey.signer_case(session, self.request.form.get("case"))
         document = case.signed_document or case.document
+        audit.record(case, "document_viewed", actor=audit.actor_for_signer(record))
         set_headers(document, self.request.response)
         self.request.response.setHeader("Content-Disposition", "inline")
         return stream_data(document)
@@ -280,10 +283,12 @@ class Download(SignerView):
     def handle(self):
         uid = self.request.form.get("case")
         case = None
+        actor = audit.current_actor()
         session = self.session()
         if session is not None:
             try:
-                case, _record = journey.signer_case(session, uid)
+                case, record = journey.signer_case(session, uid)
+                actor = audit.actor_for_signer(record)
             except NotFound:
                 case = None
         if case is None:
@@ -296,6 +301,7 @@ class Download(SignerView):
         if case.signed_document is None or journey.cases.state_of(case) != "signed":
             raise NotFound("Dokumentet är inte färdigt undertecknat ännu.")
         signed = case.signed_document
+        audit.record(case, "downloaded", actor=actor)
         set_headers(signed, self.request.response, filename=signed.filename)
         return stream_data(signed)
 

@@ -91,11 +91,18 @@ class SigningCase(Item):
         """Guard of "decline", the system transition when a signer declines."""
         return any(r.status == DECLINED for r in (self.signer_records or ()))
 
+    def esign_past_deadline(self) -> bool:
+        """Guard of "expire", the system transition once the last day to sign has passed."""
+        from esign.plone.workflow.lifecycle import deadline_passed
+
+        return deadline_passed(self)
+
     # Guard expressions run as restricted Python; these guards reveal nothing.
     esign_ready_to_send__roles__ = None
     esign_can_withdraw__roles__ = None
     esign_all_signed__roles__ = None
     esign_has_declined__roles__ = None
+    esign_past_deadline__roles__ = None
 
 
 @indexer(ISigningCase)

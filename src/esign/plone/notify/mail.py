@@ -667,3 +667,115 @@ def send_officer_completed(case, *, officer_email: str, case_url: str) -> str:
     message_id = _send(to=("", officer_email), subject=subject, blocks=blocks, language=language)
     logger.info("Completion notice for case %s queued for the officer", case.UID())
     return message_id
+
+
+# -- lifecycle: reminders, expiry, withdrawal ------------------------------------
+
+__all__ += ["send_expired", "send_reminder", "send_withdrawn"]
+
+TEXTS["sv"].update(
+    {
+        "reminder_subject": "Påminnelse: du har en elektronisk underskrift att hantera",
+        "reminder_intro": (
+            "Det här är en påminnelse. Du har en elektronisk underskrift som väntar på dig och som du "
+            "ännu inte har hanterat."
+        ),
+        "expired_subject": "Ärendet har gått ut: {title}",
+        "expired_intro": (
+            "Sista dag för underskrift i ärendet ”{title}” ({deadline}) har passerat innan alla "
+            "parter hade skrivit under. Ärendet har gått ut och länkarna till undertecknarna fungerar "
+            "inte längre."
+        ),
+        "expired_missing": "Har inte skrivit under:",
+        "withdrawn_subject": "Ärendet har dragits tillbaka: {title}",
+        "withdrawn_intro": (
+            "Handläggaren har dragit tillbaka ärendet ”{title}”. Du behöver inte göra något, och "
+            "länken i det tidigare mejlet fungerar inte längre."
+        ),
+    }
+)
+TEXTS["en"].update(
+    {
+        "reminder_subject": "Reminder: you have an electronic signature to handle",
+        "reminder_intro": (
+            "This is a reminder. An electronic signature is waiting for you and you have not handled it yet."
+        ),
+        "expired_subject": "The case has expired: {title}",
+        "expired_intro": (
+            "The last day to sign in the case “{title}” ({deadline}) has passed before every party "
+            "had signed. The case has expired and the signers' links no longer work."
+        ),
+        "expired_missing": "Has not signed:",
+        "withdrawn_subject": "The case has been withdrawn: {title}",
+        "withdrawn_intro": (
+            "The case officer has withdrawn the case “{title}”. You do not need to do anything, and "
+            "the link in the earlier email no longer works."
+        ),
+    }
+)
+
+
+def send_reminder(case, record, *, link: str) -> str:
+    """Remind a signer who has not yet signed, with a fresh "Hantera ärendet" link.
+
+    :param record: the signer's :class:`~esign.plone.content.signing_case.SignerRecord`.
+    :param link: the absolute URL behind "Hantera ärendet".
+    :returns: the mail's Message-ID.
+    """
+    language = _language()
+    t = TEXTS[language]
+    blocks: list[_Block] = [
+        t["greeting"].format(name=record.name),
+        t["reminder_intro"],
+        t["case"].format(title=case.Title()),
+    ]
+    if getattr(case, "deadline", None):
+        blocks.append(t["deadline"].format(deadline=_format_date(case.deadline, language)))
+    blocks += [
+        _Link(t["handle"], _check_url(link)),
+        t["bankid"],
+        _Steps(t["bankid_steps"]),
+        t["siths"],
+        _Steps(t["siths_steps"]),
+        t["legal"],
+        t["contact"],
+    ]
+    message_id = _send(
+        to=(record.name, record.email), subject=t["reminder_subject"], blocks=blocks, language=language
+    )
+    logger.info("Reminder for case %s queued for signer %s", case.UID(), record.position)
+    return message_id
+
+
+def send_expired(case, *, officer_email: str, case_url: str) -> str:
+    """Tell the officer that the deadline passed before everyone signed, and who is missing."""
+    language = _language()
+    t = TEXTS[language]
+    deadline = _format_date(case.deadline, language) if getattr(case, "deadline", None) else ""
+    missing = [r.name for r in case.signer_records or () if r.status != "signed"]
+    blocks: list[_Block] = [
+        t["greeting_officer"],
+        t["expired_intro"].format(title=case.Title(), deadline=deadline),
+    ]
+    if missing:
+        blocks += [t["expired_missing"], _Steps(tuple(missing))]
+    blocks.append(_Link(t["open_case"], _check_url(case_url)))
+    subject = t["expired_subject"].format(title=case.Title())
+    message_id = _send(to=("", officer_email), subject=subject, blocks=blocks, language=language)
+    logger.info("Expiry notice for case %s queued for the officer", case.UID())
+    return message_id
+
+
+def send_withdrawn(case, record) -> str:
+    """Tell an invited signer that the officer withdrew the case and the link is dead."""
+    language = _language()
+    t = TEXTS[language]
+    blocks: list[_Block] = [
+        t["greeting"].format(name=record.name),
+        t["withdrawn_intro"].format(title=case.Title()),
+        t["contact"],
+    ]
+    subject = t["withdrawn_subject"].format(title=case.Title())
+    message_id = _send(to=(record.name, record.email), subject=subject, blocks=blocks, language=language)
+    logger.info("Withdrawal notice for case %s queued for signer %s", case.UID(), record.position)
+    return message_id

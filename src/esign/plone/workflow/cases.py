@@ -16,7 +16,7 @@ from plone import api
 from plone.locking.interfaces import MAX_TIMEOUT, ILockable, LockType
 from plone.namedfile.file import NamedBlobFile
 
-from esign.plone import logger
+from esign.plone import audit, logger
 from esign.plone.content.identifiers import identity_key
 from esign.plone.content.schema import normalize_signer_row
 from esign.plone.content.signing_case import DECLINED, PENDING, SIGNED, SignerRecord
@@ -262,6 +262,16 @@ def sign_case(
     logger.info(
         "Case %s signed by signer %s (certificate %s)", case.UID(), record.position, result.certificate_serial
     )
+    audit.record(
+        case,
+        "signed",
+        actor=audit.actor_for_signer(record),
+        certificate_serial=result.certificate_serial,
+        field_name=result.field_name,
+        document_sha256=result.document_sha256,
+        order_ref=record.evidence.get("order_ref", ""),
+        **audit.authentication_details(identity, record=record),
+    )
 
     if all(r.status == SIGNED for r in case.signer_records):
         with api.env.adopt_roles(["Manager"]):
@@ -284,6 +294,7 @@ def decline_case(case, *, signer_id: str, reason: str = "") -> None:
     record.declined_at = dt.datetime.now(dt.UTC)
     record.decline_reason = reason
     record._p_changed = True
+    audit.record(case, "declined", actor=audit.actor_for_signer(record), reason=reason)
     with api.env.adopt_roles(["Manager"]):
         api.content.transition(obj=case, transition="decline", comment=reason[:200])
 

@@ -15,7 +15,7 @@ import time
 import segno
 from plone import api
 
-from esign.plone import logger
+from esign.plone import audit, logger
 from esign.plone.content.signing_case import PENDING
 from esign.plone.errors import BankIDError, Forbidden, IdentityError, IdentityMismatch, NotFound
 from esign.plone.identity import bankid, rfa
@@ -115,6 +115,15 @@ def signer_case(session: SignerSession, uid: str | None):
     return case, record
 
 
+def link_opened(uid: str, signer_id: str) -> None:
+    """Note on the case that a signer's "Hantera ärendet" link was followed."""
+    case = _case_by_uid(uid)
+    records = case.signer_records or () if case is not None else ()
+    record = next((r for r in records if r.signer_id == signer_id), None)
+    if record is not None:
+        audit.record(case, "link_opened", actor=audit.actor_for_signer(record))
+
+
 def officer_case(uid: str | None):
     """The case if the logged-in Plone user (the officer, a manager) may view it, else None."""
     if not uid:
@@ -201,6 +210,9 @@ def start_bankid(request, *, purpose: str, mode: str, case=None, record=None) ->
             **_flow_target(request, case, record),
         },
     )
+    if purpose == "sign":
+        actor = audit.actor_for_signer(record)
+        audit.record(case, "sign_started", actor=actor, method="bankid", order_ref=order.order_ref)
 
 
 def _flow_target(request, case, record) -> dict:
@@ -293,6 +305,8 @@ def start_oidc(request, *, purpose: str, case=None, record=None) -> str:
             **_flow_target(request, case, record),
         },
     )
+    if purpose == "sign":
+        audit.record(case, "sign_started", actor=audit.actor_for_signer(record), method="siths")
     return auth.url
 
 
@@ -338,7 +352,13 @@ def _finish(request, *, purpose, identity, case_uid, signer_id, evidence) -> dic
         target = f"{portal_url()}/@@esign-pending"
         if case_uid:
             try:
-                signer_case(session, case_uid)
+                case, record = signer_case(session, case_uid)
+                audit.record(
+                    case,
+                    "login",
+                    actor=audit.actor_for_signer(record),
+                    **audit.authentication_details(identity, record=record),
+                )
                 target = f"{portal_url()}/@@esign-review?case={case_uid}"
             except NotFound:
                 pass

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from esign.plone import audit
 from esign.plone.content.schema import normalize_signer_row
 from esign.plone.errors import CaseLocked, InvalidInput
 from esign.plone.workflow import cases, notifications
@@ -12,11 +13,20 @@ def after_transition(case, event) -> None:
     transition = getattr(event, "action", None)
     if transition == "send":
         cases.freeze(case)
+        audit.record(
+            case,
+            "sent",
+            actor=audit.current_actor(),
+            signers=len(case.signer_records or ()),
+            signing_order=case.signing_order,
+        )
         notifications.invite_due_signers(case)
     elif transition == "withdraw":
+        audit.record(case, "withdrawn", actor=audit.current_actor())
         revoke_links(case)
         cases.unfreeze(case)
     elif transition == "complete":
+        audit.record(case, "completed", actor="system", signatures=len(case.signer_records or ()))
         cases.lock_signed(case)
         revoke_links(case)
         notifications.case_completed(case)
@@ -58,3 +68,12 @@ def normalize_signers(case, event) -> None:
             rows.append(dict(row))
     if rows != list(case.signers or ()):
         case.signers = rows
+
+
+def record_created(case, event) -> None:
+    """Start the case's audit trail; a pasted copy (a new UID) starts its own, not the original's."""
+    trail = audit.entries(case)
+    if trail and trail[0].data.get("uid") == case.UID():
+        return  # the same case imported again: its history goes on
+    audit.reset(case)
+    audit.record(case, "created", actor=audit.current_actor(), uid=case.UID())

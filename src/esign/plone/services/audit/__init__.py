@@ -1,0 +1,1 @@
+"""@esign-audit: the case's audit trail and whether its hash chain holds."""

@@ -1,0 +1,1 @@
+"""@esign-decline: the logged-in signer declines, with a reason."""

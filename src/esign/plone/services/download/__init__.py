@@ -1,0 +1,1 @@
+"""@esign-download: the signed PDF, to the officer (on the case) or a signer (on the site)."""

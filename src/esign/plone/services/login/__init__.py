@@ -1,0 +1,1 @@
+"""@esign-login: a signer session through BankID, for a REST client."""

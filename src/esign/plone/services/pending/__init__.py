@@ -1,0 +1,1 @@
+"""@esign-pending: the logged-in signer's pending cases."""

@@ -1,0 +1,1 @@
+"""@esign-remind: mail pending signers a fresh link."""

@@ -1,0 +1,1 @@
+"""@esign-sign: a BankID sign order for the logged-in signer."""

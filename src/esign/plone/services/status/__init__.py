@@ -1,0 +1,1 @@
+"""@esign-status: a case's state and signers."""

@@ -1,0 +1,1 @@
+"""@esign-validation: the signed document's validation report."""

@@ -1,0 +1,50 @@
+"""The test session's world: where CA keys and mail go, and the people who sign.
+
+Imported by tests/plone/conftest.py before Plone, so the environment is set
+before the add-on reads it; test modules import the people from here (not from
+``conftest``, whose module name several folders share).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import tempfile
+from pathlib import Path
+
+# The site PKI's CA keys go to files, never into the ZODB: give this test run
+# its own folder for them, as an instance's var/ would be.
+os.environ.setdefault("ESIGN_PKI_DIR", tempfile.mkdtemp(prefix="esign-pki-"))
+
+# Mail goes, as in production, through MailHost's queue to a real SMTP server:
+# the project's mail catcher, on a free port, for the whole test session.
+from esign.plone.testservers.mail import MailCatcher
+
+MAIL = MailCatcher(Path(tempfile.mkdtemp(prefix="esign-mail-"))).start()
+os.environ["ESIGN_SMTP_HOST"] = "127.0.0.1"
+os.environ["ESIGN_SMTP_PORT"] = str(MAIL.smtp_port)
+os.environ.setdefault("ESIGN_MAIL_QUEUE", tempfile.mkdtemp(prefix="esign-mailqueue-"))
+
+from esign.plone.signing.values import AuthenticationContext, VerifiedIdentity
+
+ANNA = {"name": "Anna Andersson", "personal_number": "191212121212", "email": "anna@example.se"}
+BERTIL = {"name": "Bertil Berg", "personal_number": "194911172296", "email": "bertil@example.se"}
+STAFF = {"name": "Sara Sjuksköterska", "hsa_id": "SE2321000016-1003", "email": "sara@regionen.se"}
+
+
+def identity_of(row: dict, *, method: str = "bankid") -> VerifiedIdentity:
+    """An identity as an identity provider would have verified it for ``row``."""
+    given, _, surname = row["name"].partition(" ")
+    return VerifiedIdentity(
+        given_name=given,
+        surname=surname,
+        personal_number=row.get("personal_number"),
+        hsa_id=row.get("hsa_id"),
+        email=row.get("email"),
+        context=AuthenticationContext(
+            method=method,
+            identity_provider="https://bankid.test.local/rp/v6.0/",
+            authenticated_at=dt.datetime.now(dt.UTC),
+            transaction_ref="order-0001",
+        ),
+    )
