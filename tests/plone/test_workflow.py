@@ -190,3 +190,14 @@ def test_a_script_made_case_with_a_bad_personnummer_is_not_sent(portal, officer,
     with pytest.raises(InvalidInput, match="kontrollsiffra"):
         esign.send_case(case)
     assert esign.state_of(case) == "draft"
+
+
+def test_each_case_keeps_its_own_annotations(portal, officer, make_case):
+    """A class-level ``__annotations__`` would make one store for every case (audit, locks)."""
+    from zope.annotation.interfaces import IAnnotations
+
+    login(portal, "officer")
+    first, second = make_case(title="Ett"), make_case(title="Två")
+    IAnnotations(first)["esign.test"] = "ett"
+    assert "esign.test" not in IAnnotations(second)
+    assert IAnnotations(first) is not IAnnotations(second)

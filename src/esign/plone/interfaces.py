@@ -158,6 +158,19 @@ class IESignSettings(Interface):
         required=False,
     )
 
+    retention_years = schema.Int(
+        title=_("label_retention_years", default="Keep signed cases for (years; empty: 10)"),
+        description=_(
+            "help_retention_years",
+            default="A signed case cannot be deleted until this many years after the last signature. "
+            "Follow the organisation's document management plan (informationshanteringsplan).",
+        ),
+        default=10,
+        min=0,
+        max=100,
+        required=False,
+    )
+
 
 class IESignInternal(Interface):
     """Records the add-on keeps for itself (registry prefix ``esign.internal``)."""

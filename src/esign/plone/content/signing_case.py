@@ -5,7 +5,6 @@ from __future__ import annotations
 import datetime as dt
 
 from persistent import Persistent
-from persistent.list import PersistentList
 from plone.dexterity.content import Item
 from plone.indexer import indexer
 from zope.interface import implementer
@@ -67,10 +66,14 @@ class SignerRecord(Persistent):
 class SigningCase(Item):
     """Underskriftsärende."""
 
-    #: Filled when the case is sent; ``None`` while it is a draft.
-    signer_records: PersistentList | None = None
+    # No type hints on these class attributes: a class-level ``__annotations__``
+    # dict would become every case's zope.annotation store (shared, never saved).
+    #: Filled when the case is sent (a PersistentList); ``None`` while it is a draft.
+    signer_records = None
     #: The document with the signatures made so far (a NamedBlobFile), or ``None``.
     signed_document = None
+    #: The sealed "Signeringsbevis" (a NamedBlobFile), made on completion.
+    evidence_document = None
 
     def esign_ready_to_send(self) -> bool:
         """Guard of the "send" transition: a PDF and at least one signer."""

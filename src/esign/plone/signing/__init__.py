@@ -8,6 +8,7 @@ from esign.plone.signing.certificates import build_signature_certificate, read_a
 from esign.plone.signing.documents import inspect_pdf
 from esign.plone.signing.pades import sign_pdf, sign_pdf_bytes
 from esign.plone.signing.pki import SitePKI
+from esign.plone.signing.seal import seal_pdf
 from esign.plone.signing.validation import validate_pdf
 from esign.plone.signing.values import (
     LOA3,
@@ -33,6 +34,7 @@ __all__ = [
     "build_signature_certificate",
     "inspect_pdf",
     "read_authentication_context",
+    "seal_pdf",
     "sign_pdf",
     "sign_pdf_bytes",
     "validate_pdf",

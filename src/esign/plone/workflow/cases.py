@@ -15,6 +15,7 @@ from persistent.list import PersistentList
 from plone import api
 from plone.locking.interfaces import MAX_TIMEOUT, ILockable, LockType
 from plone.namedfile.file import NamedBlobFile
+from zope.event import notify
 
 from esign.plone import audit, logger
 from esign.plone.content.identifiers import identity_key
@@ -28,6 +29,7 @@ from esign.plone.errors import (
     NotFound,
     WrongState,
 )
+from esign.plone.events import SignatureAdded
 from esign.plone.signing import sign_pdf, validate_pdf
 from esign.plone.signing.values import SignatureResult, SigningProfile, ValidationReport, VerifiedIdentity
 from esign.plone.sitepki import site_pki
@@ -272,6 +274,7 @@ def sign_case(
         order_ref=record.evidence.get("order_ref", ""),
         **audit.authentication_details(identity, record=record),
     )
+    notify(SignatureAdded(case, record))
 
     if all(r.status == SIGNED for r in case.signer_records):
         with api.env.adopt_roles(["Manager"]):

@@ -29,6 +29,9 @@ def after_transition(case, event) -> None:
         audit.record(case, "completed", actor="system", signatures=len(case.signer_records or ()))
         cases.lock_signed(case)
         revoke_links(case)
+        from esign.plone import evidence
+
+        evidence.create_evidence(case)
         notifications.case_completed(case)
     elif transition == "decline":
         revoke_links(case)

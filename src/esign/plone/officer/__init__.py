@@ -1,0 +1,1 @@
+"""The officer's own pages: "Mina ärenden"."""

@@ -1,0 +1,1 @@
+"""@esign-tick: the scheduler's work (expiry, due reminders) for a REST client."""

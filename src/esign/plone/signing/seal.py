@@ -1,0 +1,241 @@
+"""Electronic seals: a PAdES signature by the organisation rather than by a person.
+
+A seal vouches that a document comes from the organisation unchanged, e.g. the
+evidence summary ("Signeringsbevis") the site issues when a case is complete. It
+is made like a person's signature (:mod:`.pades`): a fresh key pair in memory, a
+certificate from the site's issuing CA, one signature, the key dropped. Only the
+certificate differs: it names the organisation and no person, so it carries no
+``serialNumber`` and no authentication context.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import io
+import secrets
+from typing import Any, BinaryIO
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric.types import (
+    CertificateIssuerPrivateKeyTypes,
+    CertificatePublicKeyTypes,
+)
+from cryptography.x509.oid import NameOID
+from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
+from pyhanko.sign import fields, signers
+
+from esign.plone.errors import ESignError, PKIError, SigningError
+from esign.plone.signing.documents import count_signatures
+from esign.plone.signing.pades import SIGNATURE_BYTES_RESERVED, OneTimeKeySigner
+from esign.plone.signing.pki import SitePKI, generate_private_key
+from esign.plone.signing.values import KeyAlgorithm, SignatureResult
+
+__all__ = ["SEAL_CN_SUFFIX", "build_seal_certificate", "seal_pdf"]
+
+#: Appended to the organisation's name in the seal certificate's common name.
+SEAL_CN_SUFFIX = " – E-underskrift"
+
+# X.520 upper bound of commonName and organizationName; cryptography counts it in UTF-8
+# bytes, so a name with å, ä, ö reaches it sooner than its length in characters suggests.
+_NAME_MAX = 64
+
+
+def _seal_common_name(organisation: str) -> str:
+    room = _NAME_MAX - len(SEAL_CN_SUFFIX.encode())
+    name = organisation
+    while len(name.encode()) > room:
+        name = name[:-1]
+    return name.rstrip() + SEAL_CN_SUFFIX
+
+
+def build_seal_certificate(
+    organisation: str,
+    public_key: CertificatePublicKeyTypes,
+    *,
+    issuer_certificate: x509.Certificate,
+    issuer_key: CertificateIssuerPrivateKeyTypes,
+    validity: dt.timedelta,
+    country: str = "SE",
+    now: dt.datetime | None = None,
+) -> x509.Certificate:
+    """Issue a one-time seal certificate naming ``organisation``.
+
+    Subject ``C=<country>, O=<organisation>, CN=<organisation> – E-underskrift``; the
+    organisation's part of the common name is shortened when the whole would pass 64 bytes.
+
+    :param organisation: the organisation that seals.
+    :param public_key: public half of the key pair made for this one seal.
+    :param issuer_certificate: the site's issuing CA certificate.
+    :param issuer_key: the issuing CA's private key.
+    :param validity: how long the certificate is valid from ``now``.
+    :param country: two-letter country code of the subject.
+    :param now: the issuing moment (timezone-aware); defaults to the current time.
+    :returns: the signed certificate.
+    :raises ValueError: when ``organisation`` is empty or longer than 64 bytes in UTF-8.
+    """
+    organisation = organisation.strip()
+    if not organisation:
+        raise ValueError("a seal certificate needs the organisation's name")
+    now = now or dt.datetime.now(dt.UTC)
+    common_name = _seal_common_name(organisation)
+    subject = x509.Name(
+        [
+            x509.NameAttribute(NameOID.COUNTRY_NAME, country),
+            x509.NameAttribute(NameOID.ORGANIZATION_NAME, organisation),
+            x509.NameAttribute(NameOID.COMMON_NAME, common_name),
+        ]
+    )
+    try:
+        issuer_ski = issuer_certificate.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value
+        authority_key_id = x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(issuer_ski)
+    except x509.ExtensionNotFound:
+        # An imported CA without SKI: derive the key id from its public key (RFC 5280 method 1).
+        authority_key_id = x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer_certificate.public_key())
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(issuer_certificate.subject)
+        .public_key(public_key)
+        # 128 random bits, top bit cleared so the DER INTEGER stays positive and ≤ 20 octets.
+        .serial_number(secrets.randbits(127) | 1)
+        # A minute of slack absorbs clock skew between this host and a verifier.
+        .not_valid_before(now - dt.timedelta(minutes=1))
+        .not_valid_after(now + validity)
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=True,
+                # ETSI EN 319 412-3: a seal for content the organisation stands behind
+                # asserts contentCommitment (nonRepudiation), as a person's signature does.
+                content_commitment=True,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                key_cert_sign=False,
+                crl_sign=False,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=True,
+        )
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(public_key), critical=False)
+        .add_extension(authority_key_id, critical=False)
+    )
+    return builder.sign(issuer_key, hashes.SHA256())
+
+
+class _TimedPdfSigner(signers.PdfSigner):
+    # pyHanko stamps the signed attributes with its own clock; the seal's moment is
+    # also its certificate's issuing moment, so both must be the same instant.
+    def __init__(self, *args: Any, system_time: dt.datetime, **kw: Any) -> None:
+        super().__init__(*args, **kw)
+        self._system_time = system_time
+
+    def init_signing_session(self, pdf_out: Any, existing_fields_only: bool = False) -> Any:
+        session = super().init_signing_session(pdf_out, existing_fields_only=existing_fields_only)
+        session.system_time = self._system_time
+        return session
+
+
+def _issuing_key(pki: SitePKI) -> CertificateIssuerPrivateKeyTypes:
+    # SitePKI hands its key out to no one; the seal is the one other certificate it
+    # issues, made in the same package. A SitePKI.issue_seal_certificate() would remove this.
+    return pki._issuing_key
+
+
+def seal_pdf(
+    source: BinaryIO | bytes,
+    output: BinaryIO,
+    *,
+    pki: SitePKI,
+    organisation: str,
+    reason: str = "Signeringsbevis",
+    now: dt.datetime | None = None,
+    key_algorithm: KeyAlgorithm = "ec-p256",
+    validity: dt.timedelta = dt.timedelta(minutes=10),
+) -> SignatureResult:
+    """Seal a PDF in the organisation's name with a fresh one-time key (PAdES B-B).
+
+    The seal is added as an incremental update, like a person's signature. Seals are
+    for documents the site makes itself (a few pages), so the sealed file is put
+    together in memory and then written to ``output``.
+
+    :param source: the PDF, as bytes or a seekable binary file object.
+    :param output: an empty binary file object the sealed PDF is written to.
+    :param pki: the site PKI whose issuing CA certifies the seal.
+    :param organisation: the sealing organisation, named in the certificate and the signature.
+    :param reason: the signature's stated reason.
+    :param now: the moment of sealing (timezone-aware): the certificate is valid from a
+        minute before, and it is the signing time in the signature. Defaults to the current time.
+    :param key_algorithm: ``"ec-p256"`` or ``"rsa-3072"``.
+    :param validity: lifetime of the one-time seal certificate from ``now``.
+    :returns: the field, time, certificate, and the sealed file's SHA-256 and size.
+    :raises SigningError: when the document cannot be sealed or ``organisation`` is empty.
+    :raises PKIError: when the seal certificate cannot be issued.
+
+    Example::
+
+        with open("bevis.pdf", "wb") as out:
+            seal_pdf(pdf_bytes, out, pki=pki, organisation="Exempelkommunen")
+    """
+    if not organisation or not organisation.strip():
+        raise SigningError("A seal needs the name of the organisation that seals.")
+    stream = io.BytesIO(source) if isinstance(source, (bytes, bytearray, memoryview)) else source
+    try:
+        writer = IncrementalPdfFileWriter(stream, strict=False)
+        field_name = f"Signature{count_signatures(writer.prev) + 1}"
+    except Exception as exc:
+        raise SigningError(f"The document cannot be opened for sealing: {exc}") from exc
+
+    sealed_at = now or dt.datetime.now(dt.UTC)
+    key = generate_private_key(key_algorithm)
+    try:
+        certificate = build_seal_certificate(
+            organisation,
+            key.public_key(),
+            issuer_certificate=pki.issuing_certificate,
+            issuer_key=_issuing_key(pki),
+            validity=validity,
+            now=sealed_at,
+        )
+    except (ValueError, TypeError) as exc:
+        raise PKIError(f"The seal certificate cannot be issued: {exc}") from exc
+    signer = OneTimeKeySigner(signing_key=key, signing_cert=certificate, ca_chain=pki.chain)
+    # Same hygiene as a person's signature: the key lives in the signer only, and only
+    # until this one seal is made.
+    del key
+    metadata = signers.PdfSignatureMetadata(
+        field_name=field_name,
+        md_algorithm="sha256",
+        subfilter=fields.SigSeedSubFilter.PADES,
+        name=organisation.strip(),
+        reason=reason,
+    )
+    pdf_signer = _TimedPdfSigner(metadata, signer=signer, system_time=sealed_at)
+    sealed = io.BytesIO()
+    try:
+        pdf_signer.sign_pdf(writer, output=sealed, bytes_reserved=SIGNATURE_BYTES_RESERVED)
+    except ESignError:
+        raise
+    except Exception as exc:
+        raise SigningError(f"The document could not be sealed: {exc}") from exc
+    finally:
+        signer.forget_key()
+        del signer, pdf_signer
+
+    data = sealed.getbuffer()
+    try:
+        output.write(data)
+        return SignatureResult(
+            field_name=field_name,
+            signed_at=sealed_at,
+            certificate_der=certificate.public_bytes(serialization.Encoding.DER),
+            certificate_serial=f"{certificate.serial_number:x}",
+            certificate_subject=certificate.subject.rfc4514_string(),
+            document_sha256=hashlib.sha256(data).hexdigest(),
+            document_size=len(data),
+        )
+    finally:
+        data.release()
