@@ -46,6 +46,9 @@ def main(app) -> None:
         print(f"Site language: set to {esign_site.SITE_LANGUAGE!r}")
     if esign_site.ensure_installed(site):
         print("esign.plone: installed")
+    upgraded = esign_site.ensure_upgraded(site)
+    if upgraded:
+        print(f"esign.plone: upgraded to profile version {upgraded}")
     added = esign_site.ensure_registry_records(site)
     if added:
         print(f"esign.plone settings added (made by an older esign.plone): {', '.join(added)}")

@@ -233,6 +233,18 @@ def ensure_installed(site) -> bool:
     return True
 
 
+def ensure_upgraded(site) -> str | None:
+    """Run esign.plone's pending upgrade steps (a site made by an older checkout). Returns the new version."""
+    from plone.base.utils import get_installer
+
+    installer = get_installer(site, site.REQUEST)
+    info = installer.upgrade_info("esign.plone")
+    if not info or not info.get("required"):
+        return None
+    installer.upgrade_product("esign.plone")
+    return installer.upgrade_info("esign.plone").get("installedVersion")
+
+
 def ensure_officer(password: str | None = None):
     """The demo handläggare ``officer`` with the SigningOfficer and Member roles. Returns the user."""
     from plone import api
