@@ -86,6 +86,12 @@ def opens(link: str) -> bool:
     return response.status_code == 302 and "@@esign-login" in response.headers["Location"]
 
 
+def done(result: dict) -> dict:
+    """A tick's result without ``deliveries``: how many mail outcomes the queue reported is timing."""
+    assert isinstance(result.pop("deliveries"), int)
+    return result
+
+
 def events(case, name: str) -> list:
     return [e for e in audit.entries(case) if e.event == name]
 
@@ -156,10 +162,10 @@ def test_at_the_deadline_the_case_expires_the_links_die_and_the_officer_is_told(
     link = link_in(text_of(mail_to(ANNA["email"], case)))
     last_minute = dt.datetime.combine(deadline, dt.time(23, 59), tzinfo=SWEDEN)
 
-    assert lifecycle.tick(now=last_minute) == {"expired": [], "reminded": 2}
+    assert done(lifecycle.tick(now=last_minute)) == {"expired": [], "reminded": 2}
     after = last_minute + dt.timedelta(minutes=2)
-    assert lifecycle.tick(now=after) == {"expired": [case.UID()], "reminded": 0}
-    assert lifecycle.tick(now=after) == {"expired": [], "reminded": 0}
+    assert done(lifecycle.tick(now=after)) == {"expired": [case.UID()], "reminded": 0}
+    assert done(lifecycle.tick(now=after)) == {"expired": [], "reminded": 0}
     transaction.commit()
 
     assert esign.state_of(case) == "expired"
@@ -259,7 +265,7 @@ def test_the_tick_view_answers_schedulers_with_json_and_only_to_a_post_with_a_to
     response = owner.post(tick_url, headers={"X-CSRF-TOKEN": token}, timeout=30)
 
     assert response.status_code == 200
-    assert json.loads(response.text) == {"expired": [], "reminded": 0}
+    assert done(json.loads(response.text)) == {"expired": [], "reminded": 0}
 
 
 def test_the_console_script_ticks_each_site_and_commits(site, sent_case):
@@ -267,7 +273,7 @@ def test_the_console_script_ticks_each_site_and_commits(site, sent_case):
     app = site.aq_parent
 
     results = lifecycle.tick_sites(app, url="https://e-underskrift.regionen.se")
-    assert results == {site.getId(): {"expired": [case.UID()], "reminded": 0}}
+    assert done(results[site.getId()]) == {"expired": [case.UID()], "reminded": 0}
     assert "https://e-underskrift.regionen.se/" in text_of(mail_to(OFFICER_EMAIL, case, subject="gått ut"))
     assert lifecycle.tick_sites(app, url="https://e-underskrift.regionen.se")[site.getId()]["expired"] == []
     assert "error" in lifecycle.tick_sites(app)[site.getId()]  # no address for the links: nothing sent

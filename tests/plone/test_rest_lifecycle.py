@@ -66,7 +66,12 @@ def trail(officer: Officer, path: str) -> tuple[list[tuple], bool]:
     verification = body["verification"]
     assert verification["count"] == body["items_total"] == len(body["items"])
     assert verification["ok"] is (verification["problems"] == [])
-    steps = [(e["event"], e["actor"], e["data"].get("kind")) for e in body["items"]]
+    # What the mail server made of each mail reaches the trail when the tick runs: timing decides.
+    steps = [
+        (e["event"], e["actor"], e["data"].get("kind"))
+        for e in body["items"]
+        if e["event"] not in ("mail_delivered", "mail_failed")
+    ]
     return steps, verification["ok"]
 
 
@@ -85,6 +90,8 @@ def test_three_cases_are_signed_declined_and_expired_through_the_rest_api_alone(
     # Unique titles: the session's mail catcher also holds other tests' mails.
     run = uuid.uuid4().hex[:6]
     titles = (f"Avtal om hemtjänst {run}", f"Avtal om städning {run}", f"Avtal om snöröjning {run}")
+    record.name(f" {run}", "")  # the recorded examples show the plain titles and ids
+    record.name(f"-{run}", "")
     signers = ((ANNA, BERTIL), (BERTIL,), (ANNA,))
     uids, paths = [], []
     for number, (title, people) in enumerate(zip(titles, signers, strict=True), start=1):
@@ -152,9 +159,12 @@ def test_three_cases_are_signed_declined_and_expired_through_the_rest_api_alone(
     transaction.commit()
     ticked = scheduler.post("@esign-tick")
     assert ticked.status_code == 200, ticked.text
-    assert ticked.json() == {"expired": [expiring_uid], "reminded": 0}
+    summary = ticked.json()
+    assert isinstance(summary.pop("deliveries"), int)
+    assert summary == {"expired": [expiring_uid], "reminded": 0}
     record("manager-tick", ticked)
-    assert scheduler.post("@esign-tick").json() == {"expired": [], "reminded": 0}  # nothing left to do
+    again = scheduler.post("@esign-tick").json()
+    assert {"expired": again["expired"], "reminded": again["reminded"]} == {"expired": [], "reminded": 0}
     expired = officer.get(f"{expiring_path}/@esign-status")
     assert expired.json()["state"] == "expired"
     assert [s["status"] for s in expired.json()["signers"]] == ["pending"]

@@ -7,6 +7,13 @@ a processor thread hands it to the SMTP server. While the server is down the
 file stays and is tried again on every pass, so an outage costs neither a mail
 nor the transition that caused it.
 
+What became of each mail, the processor notes in ``<queue>/delivery.log``, one
+JSON line per outcome (:func:`delivery_outcomes` reads it). The processor has
+no ZODB connection; :func:`record_deliveries`, run by the scheduler's tick,
+copies the outcomes into the cases' audit trails (``mail_delivered``,
+``mail_failed``). Every mail names its case in an ``X-ESign-Case`` header (the
+case's UID).
+
 The texts follow Vårdgivarguiden's "Underskriftsärende – så går det till". No
 mail and no log line carries a personnummer.
 """
@@ -16,13 +23,16 @@ from __future__ import annotations
 import datetime as dt
 import email.policy
 import html
+import json
 import os
+import re
 import smtplib
 import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from email.headerregistry import Address
 from email.message import EmailMessage
+from email.parser import BytesHeaderParser
 from email.utils import formatdate, make_msgid
 from pathlib import Path
 
@@ -40,7 +50,9 @@ __all__ = [
     "MailSettings",
     "RetryingQueueProcessor",
     "configure_mailhost",
+    "delivery_outcomes",
     "ensure_queue_processor",
+    "record_deliveries",
     "send_completed",
     "send_copy",
     "send_declined",
@@ -53,6 +65,13 @@ __all__ = [
 QUEUE_INTERVAL = 3.0
 
 _QUEUE_OFF = {"off", "0", "false", "no", "immediate"}
+
+#: The file in the queue directory where the processor notes each mail's outcome.
+DELIVERY_LOG = "delivery.log"
+#: The header that names the case a mail is about (its UID).
+CASE_HEADER = "X-ESign-Case"
+#: Portal annotation: how far :func:`record_deliveries` has read the delivery log.
+OFFSET_KEY = "esign.plone.mail_delivery_offset"
 
 
 # -- settings ----------------------------------------------------------------------
@@ -179,24 +198,68 @@ def configure_mailhost(
 # -- the queue ---------------------------------------------------------------------
 
 
+_ADDRESS = re.compile(r"<?[^\s<>@]+@[^\s<>]+>?")
+
+
+def _reply_text(code: int | None, text: bytes | str | None) -> str:
+    """``"550 5.1.1 Mailbox unavailable"``: short, one line, with no mail address in it."""
+    if isinstance(text, bytes):
+        text = text.decode("utf-8", "replace")
+    text = " ".join(_ADDRESS.sub("<address>", text or "").split())
+    reply = f"{code} {text}" if code is not None else text
+    return reply.strip()[:200]
+
+
+def _refusal_text(exc: smtplib.SMTPRecipientsRefused) -> str:
+    return "; ".join(sorted({_reply_text(code, text) for code, text in exc.recipients.values()}))
+
+
 class _FailureRecorder:
-    """Wraps the mailer to note a failure that is worth trying again."""
+    """Wraps the mailer to note how an attempt ended: ``delivered``, ``failed`` or ``retrying``."""
 
     def __init__(self, mailer) -> None:
         self.mailer = mailer
         self.failed = False
+        self.outcome: tuple[str, str] | None = None
+        self.message: bytes = b""
+
+    def reset(self) -> None:
+        self.failed, self.outcome, self.message = False, None, b""
 
     def send(self, fromaddr, toaddrs, message) -> None:
+        self.message = message
         try:
             self.mailer.send(fromaddr, toaddrs, message)
-        except smtplib.SMTPRecipientsRefused:
+        except smtplib.SMTPRecipientsRefused as exc:
+            self.outcome = ("failed", _refusal_text(exc))
             raise
         except smtplib.SMTPResponseException as exc:
             self.failed = not 500 <= exc.smtp_code <= 599
+            reply = _reply_text(exc.smtp_code, exc.smtp_error)
+            self.outcome = ("retrying" if self.failed else "failed", reply)
             raise
-        except Exception:
+        except Exception as exc:
             self.failed = True
+            self.outcome = ("retrying", _reply_text(None, f"{type(exc).__name__}: {exc}"))
             raise
+        # smtplib keeps no reply to DATA; the mail was accepted.
+        self.outcome = ("delivered", "250 accepted")
+
+
+def _message_headers(message: bytes) -> tuple[str, str]:
+    """The Message-ID and the case UID of a queued mail's bytes."""
+    headers = BytesHeaderParser(policy=email.policy.compat32).parsebytes(message)
+    return (str(headers.get("Message-ID") or "").strip(), str(headers.get(CASE_HEADER) or "").strip())
+
+
+def _append_outcome(queue_directory: str, line: dict) -> None:
+    data = (json.dumps(line, ensure_ascii=False, sort_keys=True) + "\n").encode("utf-8")
+    fd = os.open(os.path.join(queue_directory, DELIVERY_LOG), os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+    try:
+        # One write() with O_APPEND: lines of several processors on one queue do not interleave.
+        os.write(fd, data)
+    finally:
+        os.close(fd)
 
 
 class RetryingQueueProcessor(QueueProcessorThread):
@@ -209,21 +272,60 @@ class RetryingQueueProcessor(QueueProcessorThread):
     link goes and the next pass, ``interval`` seconds later, tries again.
     Permanent refusals (5xx, all recipients refused) are still set aside as
     ``.rejected-`` files by the stock code.
+
+    Each outcome goes to ``<queue>/delivery.log`` as one JSON line: ``time``
+    (UTC), ``message_id``, ``case`` (UID, from ``X-ESign-Case``), ``status``
+    (``delivered``, ``failed`` for a permanent refusal, ``retrying`` for the
+    first passing failure of a mail in this processor) and ``reply`` (the SMTP
+    reply, without addresses).
     """
 
     def __init__(self, interval: float | None = None) -> None:
         super().__init__(interval=QUEUE_INTERVAL if interval is None else interval)
         self.name = "esign.plone mail queue"
+        self.queue_path: str | None = None
+        self._retrying: set[str] = set()
 
     def setMailer(self, mailer) -> None:
         super().setMailer(_FailureRecorder(mailer))
 
+    def setQueuePath(self, path) -> None:
+        super().setQueuePath(path)
+        self.queue_path = str(path)
+
     def _process_one_file(self, filename) -> None:
-        self.mailer.failed = False
+        self.mailer.reset()
         super()._process_one_file(filename)
         if self.mailer.failed:
             head, tail = os.path.split(filename)
             self._unlink_if_exists(os.path.join(head, ".sending-" + tail))
+        if self.mailer.outcome is not None:
+            try:
+                self._note_outcome(*self.mailer.outcome)
+            except Exception:  # the log is a report: it never stops the sending
+                logger.exception("Could not note the outcome of %s in the delivery log", filename)
+
+    def _note_outcome(self, status: str, reply: str) -> None:
+        if self.queue_path is None:
+            return
+        message_id, case = _message_headers(self.mailer.message)
+        if status == "retrying":
+            # Once per mail, not on every pass of an outage.
+            if message_id in self._retrying:
+                return
+            self._retrying.add(message_id)
+        else:
+            self._retrying.discard(message_id)
+        line = {
+            "time": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+            "message_id": message_id,
+            "case": case,
+            "status": status,
+            "reply": reply,
+        }
+        _append_outcome(self.queue_path, line)
+        if status == "failed":
+            logger.warning("Mail %s of case %s was refused: %s", message_id, case or "-", reply)
 
 
 def _mailer_key(mailer) -> tuple:
@@ -280,6 +382,119 @@ def ensure_queue_processor(mailhost, *, restart: bool = False) -> RetryingQueueP
 def stop_queue_processor(mailhost) -> None:
     """Stop the processor of the MailHost's queue; queued mail stays for the next one."""
     _stop_thread(mailhost._getThreadKey())
+
+
+def delivery_outcomes(queue_directory: str | os.PathLike, *, since_offset: int = 0) -> tuple[list[dict], int]:
+    """The outcomes the queue processors noted after byte ``since_offset`` of the delivery log.
+
+    Only whole lines are read; a line being written is left for the next call.
+    A log shorter than ``since_offset`` (rotated, truncated) is read from the start.
+
+    :returns: the outcomes, oldest first, and the offset to pass next time.
+    """
+    path = Path(queue_directory, DELIVERY_LOG)
+    try:
+        with path.open("rb") as fh:
+            if fh.seek(0, os.SEEK_END) < since_offset:
+                since_offset = 0
+            fh.seek(since_offset)
+            data = fh.read()
+    except FileNotFoundError:
+        return [], 0
+    end = data.rfind(b"\n") + 1
+    outcomes = []
+    for raw in data[:end].splitlines():
+        try:
+            line = json.loads(raw)
+        except ValueError:
+            logger.warning("Skipping a malformed line in %s", path)
+            continue
+        if isinstance(line, dict) and line.get("message_id") and line.get("status"):
+            outcomes.append(line)
+    return outcomes, since_offset + end
+
+
+_OUTCOME_EVENTS = {"delivered": "mail_delivered", "failed": "mail_failed"}
+
+
+def _case_by_uid(catalog, uid: str):
+    if not uid:
+        return None
+    for brain in catalog.unrestrictedSearchResults(UID=uid, portal_type="SigningCase"):
+        return brain._unrestrictedGetObject()
+    return None
+
+
+def record_deliveries() -> int:
+    """Copy the delivery log's new outcomes into the cases' audit trails; returns how many.
+
+    ``mail_delivered`` or ``mail_failed`` (actor ``system``; the Message-ID, the
+    recipient and kind of the ``mail_queued`` entry, the SMTP reply, when it
+    happened). A mail this site's trails do not know (another site sharing the
+    queue) is passed over. Idempotent: an outcome already in the trail is not
+    recorded again, so two instances or two runs over the same lines record it
+    once. How far the log was read is kept in a portal annotation; the caller
+    commits.
+    """
+    from zope.annotation.interfaces import IAnnotations
+
+    from esign.plone import audit
+
+    mailhost = api.portal.get_tool("MailHost")
+    directory = getattr(mailhost, "smtp_queue_directory", None)
+    if not getattr(mailhost, "smtp_queue", False) or not directory:
+        return 0
+    directory = str(directory)
+    annotations = IAnnotations(api.portal.get())
+    stored = annotations.get(OFFSET_KEY)
+    offset = stored[1] if stored and stored[0] == directory else 0
+    outcomes, new_offset = delivery_outcomes(directory, since_offset=offset)
+
+    catalog = api.portal.get_tool("portal_catalog")
+    by_message: dict[str, object] | None = None  # for mails queued before X-ESign-Case existed
+    count = 0
+    for outcome in outcomes:
+        event = _OUTCOME_EVENTS.get(outcome["status"])
+        if event is None:
+            continue
+        message_id = outcome["message_id"]
+        case = _case_by_uid(catalog, outcome.get("case") or "")
+        if case is None and not outcome.get("case"):
+            if by_message is None:
+                by_message = {
+                    entry.data.get("message_id"): found
+                    for brain in catalog.unrestrictedSearchResults(portal_type="SigningCase")
+                    for found in [brain._unrestrictedGetObject()]
+                    for entry in audit.entries(found)
+                    if entry.event == "mail_queued" and entry.data.get("message_id")
+                }
+            case = by_message.get(message_id)
+        if case is None:
+            continue
+        trail = audit.entries(case)
+        queued = next(
+            (e for e in trail if e.event == "mail_queued" and e.data.get("message_id") == message_id), None
+        )
+        if queued is None:
+            continue
+        if any(e.event == event and e.data.get("message_id") == message_id for e in trail):
+            continue
+        audit.record(
+            case,
+            event,
+            actor="system",
+            message_id=message_id,
+            recipient=queued.data.get("recipient", ""),
+            kind=queued.data.get("kind", ""),
+            reply=outcome.get("reply", ""),
+            at=outcome.get("time", ""),
+        )
+        count += 1
+    if (directory, new_offset) != (tuple(stored) if stored else None):
+        annotations[OFFSET_KEY] = (directory, new_offset)
+    if count:
+        logger.info("Recorded %s mail outcome(s) in the audit trails", count)
+    return count
 
 
 def start_queue_processors(event) -> None:
@@ -535,7 +750,7 @@ def _check_url(url: str) -> str:
     return url
 
 
-def _send(*, to: tuple[str, str], subject: str, blocks: list[_Block], language: str) -> str:
+def _send(case, *, to: tuple[str, str], subject: str, blocks: list[_Block], language: str) -> str:
     sender_name, sender_address = _sender()
     blocks = [*blocks, TEXTS[language]["footer"].format(sender=sender_name)]
     # CRLF line ends: MailHost queues the bytes as they are, smtplib sends bytes without
@@ -549,6 +764,8 @@ def _send(*, to: tuple[str, str], subject: str, blocks: list[_Block], language: 
     message["Message-ID"] = message_id
     # Out-of-office replies and the like must not answer a machine (RFC 3834).
     message["Auto-Submitted"] = "auto-generated"
+    # Which case the mail is about, for the delivery log (a UID: no one's identity).
+    message[CASE_HEADER] = case.UID()
     message.set_content(_plain(blocks), cte="quoted-printable")
     message.add_alternative(
         _html(blocks, language=language, title=subject), subtype="html", cte="quoted-printable"
@@ -591,7 +808,11 @@ def send_invitation(case, record, *, link: str) -> str:
         t["contact"],
     ]
     message_id = _send(
-        to=(record.name, record.email), subject=t["invitation_subject"], blocks=blocks, language=language
+        case,
+        to=(record.name, record.email),
+        subject=t["invitation_subject"],
+        blocks=blocks,
+        language=language,
     )
     logger.info("Invitation for case %s queued for signer %s", case.UID(), record.position)
     return message_id
@@ -610,7 +831,7 @@ def send_declined(case, record, *, officer_email: str, case_url: str) -> str:
         _Link(t["open_case"], _check_url(case_url)),
     ]
     subject = t["declined_subject"].format(name=record.name, title=case.Title())
-    message_id = _send(to=("", officer_email), subject=subject, blocks=blocks, language=language)
+    message_id = _send(case, to=("", officer_email), subject=subject, blocks=blocks, language=language)
     logger.info("Decline notice for case %s queued (signer %s)", case.UID(), record.position)
     return message_id
 
@@ -633,7 +854,7 @@ def send_completed(case, *, recipients: list[tuple[str, str]], download_url: str
             t["keep"],
         ]
         subject = t["completed_subject"]
-        ids.append(_send(to=(name, address), subject=subject, blocks=blocks, language=language))
+        ids.append(_send(case, to=(name, address), subject=subject, blocks=blocks, language=language))
     logger.info("Completion notice for case %s queued for %s parties", case.UID(), len(ids))
     return ids
 
@@ -649,7 +870,7 @@ def send_copy(case, *, recipient: tuple[str, str], download_url: str) -> str:
         _Link(t["download"], _check_url(download_url)),
         t["keep"],
     ]
-    message_id = _send(to=recipient, subject=t["copy_subject"], blocks=blocks, language=language)
+    message_id = _send(case, to=recipient, subject=t["copy_subject"], blocks=blocks, language=language)
     logger.info("Copy of case %s queued", case.UID())
     return message_id
 
@@ -664,7 +885,7 @@ def send_officer_completed(case, *, officer_email: str, case_url: str) -> str:
         _Link(t["open_case"], _check_url(case_url)),
     ]
     subject = t["officer_completed_subject"].format(title=case.Title())
-    message_id = _send(to=("", officer_email), subject=subject, blocks=blocks, language=language)
+    message_id = _send(case, to=("", officer_email), subject=subject, blocks=blocks, language=language)
     logger.info("Completion notice for case %s queued for the officer", case.UID())
     return message_id
 
@@ -741,7 +962,7 @@ def send_reminder(case, record, *, link: str) -> str:
         t["contact"],
     ]
     message_id = _send(
-        to=(record.name, record.email), subject=t["reminder_subject"], blocks=blocks, language=language
+        case, to=(record.name, record.email), subject=t["reminder_subject"], blocks=blocks, language=language
     )
     logger.info("Reminder for case %s queued for signer %s", case.UID(), record.position)
     return message_id
@@ -761,7 +982,7 @@ def send_expired(case, *, officer_email: str, case_url: str) -> str:
         blocks += [t["expired_missing"], _Steps(tuple(missing))]
     blocks.append(_Link(t["open_case"], _check_url(case_url)))
     subject = t["expired_subject"].format(title=case.Title())
-    message_id = _send(to=("", officer_email), subject=subject, blocks=blocks, language=language)
+    message_id = _send(case, to=("", officer_email), subject=subject, blocks=blocks, language=language)
     logger.info("Expiry notice for case %s queued for the officer", case.UID())
     return message_id
 
@@ -776,6 +997,8 @@ def send_withdrawn(case, record) -> str:
         t["contact"],
     ]
     subject = t["withdrawn_subject"].format(title=case.Title())
-    message_id = _send(to=(record.name, record.email), subject=subject, blocks=blocks, language=language)
+    message_id = _send(
+        case, to=(record.name, record.email), subject=subject, blocks=blocks, language=language
+    )
     logger.info("Withdrawal notice for case %s queued for signer %s", case.UID(), record.position)
     return message_id

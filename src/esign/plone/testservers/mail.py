@@ -3,6 +3,12 @@
 For development (``esign-mail-catcher``, point Plone's SMTP settings at it) and
 for tests, where the mail path must be the production one: MailHost, the
 queue, ``smtplib`` and an SMTP conversation on a socket.
+
+To try a bounce, give a prefix of local parts to refuse (``--reject-prefix
+reject``, ``MailCatcher(..., reject_prefix="reject")``, or set the attribute
+``reject_prefix`` of a running catcher): a recipient such as
+``reject-bertil@example.se`` is then refused permanently at ``RCPT TO`` with
+``550 5.1.1 Mailbox unavailable``, and no mail to it is kept.
 """
 
 from __future__ import annotations
@@ -68,11 +74,23 @@ class _Store:
         return (self.directory / name).read_bytes()
 
 
-class _Handler:
-    """aiosmtpd handler: accept every mail and store it as it came over the wire."""
+#: The answer to a recipient the catcher refuses.
+REJECT_REPLY = "550 5.1.1 Mailbox unavailable"
 
-    def __init__(self, store: _Store) -> None:
+
+class _Handler:
+    """aiosmtpd handler: accept every mail (but refused recipients) and store it as it came."""
+
+    def __init__(self, store: _Store, catcher: MailCatcher) -> None:
         self.store = store
+        self.catcher = catcher
+
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options) -> str:
+        prefix = self.catcher.reject_prefix
+        if prefix and address.partition("@")[0].lower().startswith(prefix.lower()):
+            return REJECT_REPLY
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
 
     async def handle_DATA(self, server, session, envelope) -> str:
         self.store.add(envelope.original_content or envelope.content)
@@ -95,6 +113,7 @@ class MailCatcher:
     :param host: the loopback address to listen on.
     :param smtp_port: ``0`` picks a free port; the catcher keeps it across ``stop()``/``start()``.
     :param http_port: ``0`` picks a free port.
+    :param reject_prefix: refuse (``550 5.1.1``) every recipient whose local part starts with it.
 
     Example::
 
@@ -104,9 +123,16 @@ class MailCatcher:
     """
 
     def __init__(
-        self, directory: Path, *, host: str = "127.0.0.1", smtp_port: int = 0, http_port: int = 0
+        self,
+        directory: Path,
+        *,
+        host: str = "127.0.0.1",
+        smtp_port: int = 0,
+        http_port: int = 0,
+        reject_prefix: str | None = None,
     ) -> None:
         self.directory = Path(directory)
+        self.reject_prefix = reject_prefix
         self.host = host
         self.smtp_port = smtp_port
         self.http_port = http_port
@@ -119,7 +145,7 @@ class MailCatcher:
 
     def start(self) -> MailCatcher:
         if self._controller is None:
-            controller = _Controller(_Handler(self._store), hostname=self.host, port=self.smtp_port)
+            controller = _Controller(_Handler(self._store, self), hostname=self.host, port=self.smtp_port)
             controller.start()
             self._controller = controller
             self.smtp_port = controller.port
@@ -283,13 +309,25 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (127.0.0.1)")
     parser.add_argument("--smtp-port", default=8025, type=int, help="SMTP port, 0 for any free one (8025)")
     parser.add_argument("--http-port", default=8026, type=int, help="web page port, 0 for any (8026)")
+    parser.add_argument(
+        "--reject-prefix",
+        metavar="PREFIX",
+        help="refuse recipients whose local part starts with PREFIX (e.g. reject): "
+        "550 5.1.1 Mailbox unavailable, to try bounces",
+    )
     args = parser.parse_args(argv)
 
     stopping = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stopping.set())
 
-    with MailCatcher(args.dir, host=args.host, smtp_port=args.smtp_port, http_port=args.http_port) as catcher:
+    with MailCatcher(
+        args.dir,
+        host=args.host,
+        smtp_port=args.smtp_port,
+        http_port=args.http_port,
+        reject_prefix=args.reject_prefix,
+    ) as catcher:
         print(
             f"SMTP: {catcher.host}:{catcher.smtp_port}\n"
             f"E-post (lokal): {catcher.http_url}\n"

@@ -330,14 +330,21 @@ def _awaiting_cases() -> list:
 
 
 def tick(*, now: dt.datetime | None = None) -> dict:
-    """Expire what is past its deadline, then send the reminders that are due.
+    """Expire what is past its deadline, send the reminders that are due, note mail outcomes.
 
+    The outcomes the mail queue logged since the last run go into the cases'
+    audit trails (``mail_delivered``, ``mail_failed``; see
+    :func:`esign.plone.notify.mail.record_deliveries`).
     Nothing is committed here: the caller (the view, the console script) decides.
 
-    :returns: ``{"expired": [UID, ...], "reminded": n}``.
+    :returns: ``{"expired": [UID, ...], "reminded": n, "deliveries": n}``.
     """
     now = _aware(now)
-    return {"expired": expire_due(now=now), "reminded": remind_due(now=now)}
+    return {
+        "expired": expire_due(now=now),
+        "reminded": remind_due(now=now),
+        "deliveries": _mail().record_deliveries(),
+    }
 
 
 def _open_zope_app(zope_conf: str):
