@@ -116,6 +116,57 @@ def _authentication_context_extension(identity: VerifiedIdentity) -> x509.Unreco
     return x509.UnrecognizedExtension(AUTH_CONTEXT_OID, value.dump())
 
 
+def signing_certificate_builder(
+    *,
+    subject: x509.Name,
+    public_key,
+    issuer_certificate: x509.Certificate,
+    validity: dt.timedelta,
+    now: dt.datetime,
+) -> x509.CertificateBuilder:
+    """What every one-time end-entity certificate of the site CA has: a person's or a seal's.
+
+    Random serial, minutes of validity, not a CA, digitalSignature + contentCommitment, key ids.
+    """
+    try:
+        issuer_ski = issuer_certificate.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value
+        authority_key_id = x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(issuer_ski)
+    except x509.ExtensionNotFound:
+        # An imported CA without SKI: derive the key id from its public key (RFC 5280 method 1).
+        authority_key_id = x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer_certificate.public_key())
+    return (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(issuer_certificate.subject)
+        .public_key(public_key)
+        # 128 random bits, top bit cleared so the DER INTEGER stays positive and ≤ 20 octets.
+        .serial_number(secrets.randbits(127) | 1)
+        # A minute of slack absorbs clock skew between this host and a verifier.
+        .not_valid_before(now - dt.timedelta(minutes=1))
+        .not_valid_after(now + validity)
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=True,
+                # contentCommitment (nonRepudiation) marks the key as one for signatures a
+                # person (or, for a seal, the organisation: ETSI EN 319 412-3) commits to;
+                # validators (pyHanko by default) require it for PAdES.
+                content_commitment=True,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                key_cert_sign=False,
+                crl_sign=False,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=True,
+        )
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(public_key), critical=False)
+        .add_extension(authority_key_id, critical=False)
+    )
+
+
 def build_signature_certificate(
     identity: VerifiedIdentity,
     public_key: CertificatePublicKeyTypes,
@@ -148,43 +199,13 @@ def build_signature_certificate(
     ]
     if organisation:
         name_attributes.insert(1, x509.NameAttribute(NameOID.ORGANIZATION_NAME, organisation))
-    try:
-        issuer_ski = issuer_certificate.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value
-        authority_key_id = x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(issuer_ski)
-    except x509.ExtensionNotFound:
-        # An imported CA without SKI: derive the key id from its public key (RFC 5280 method 1).
-        authority_key_id = x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer_certificate.public_key())
-    builder = (
-        x509.CertificateBuilder()
-        .subject_name(x509.Name(name_attributes))
-        .issuer_name(issuer_certificate.subject)
-        .public_key(public_key)
-        # 128 random bits, top bit cleared so the DER INTEGER stays positive and ≤ 20 octets.
-        .serial_number(secrets.randbits(127) | 1)
-        # A minute of slack absorbs clock skew between this host and a verifier.
-        .not_valid_before(now - dt.timedelta(minutes=1))
-        .not_valid_after(now + validity)
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(
-            x509.KeyUsage(
-                digital_signature=True,
-                # contentCommitment (nonRepudiation) marks the key as one for signatures a
-                # person commits to; validators (pyHanko by default) require it for PAdES.
-                content_commitment=True,
-                key_encipherment=False,
-                data_encipherment=False,
-                key_agreement=False,
-                key_cert_sign=False,
-                crl_sign=False,
-                encipher_only=False,
-                decipher_only=False,
-            ),
-            critical=True,
-        )
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(public_key), critical=False)
-        .add_extension(authority_key_id, critical=False)
-        .add_extension(_authentication_context_extension(identity), critical=False)
-    )
+    builder = signing_certificate_builder(
+        subject=x509.Name(name_attributes),
+        public_key=public_key,
+        issuer_certificate=issuer_certificate,
+        validity=validity,
+        now=now,
+    ).add_extension(_authentication_context_extension(identity), critical=False)
     if identity.email:
         builder = builder.add_extension(
             x509.SubjectAlternativeName([x509.RFC822Name(identity.email)]), critical=False

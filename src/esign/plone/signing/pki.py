@@ -383,6 +383,32 @@ class SitePKI:
         """
         return self._root.public_bytes(serialization.Encoding.PEM)
 
+    def issue_seal_certificate(
+        self,
+        organisation: str,
+        public_key: CertificatePublicKeyTypes,
+        *,
+        validity: dt.timedelta,
+        now: dt.datetime | None = None,
+    ) -> x509.Certificate:
+        """Issue a one-time certificate for a seal in the organisation's name (e.g. the Signeringsbevis).
+
+        :raises PKIError: when the certificate cannot be issued.
+        """
+        from esign.plone.signing.seal import build_seal_certificate
+
+        try:
+            return build_seal_certificate(
+                organisation,
+                public_key,
+                issuer_certificate=self._issuing,
+                issuer_key=self._issuing_key,
+                validity=validity,
+                now=now,
+            )
+        except (ValueError, TypeError) as exc:
+            raise PKIError(f"The seal certificate cannot be issued: {exc}") from exc
+
     def issue_one_time_certificate(
         self,
         identity: VerifiedIdentity,

@@ -13,7 +13,6 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import io
-import secrets
 from typing import Any, BinaryIO
 
 from cryptography import x509
@@ -26,7 +25,8 @@ from cryptography.x509.oid import NameOID
 from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
 from pyhanko.sign import fields, signers
 
-from esign.plone.errors import ESignError, PKIError, SigningError
+from esign.plone.errors import ESignError, SigningError
+from esign.plone.signing.certificates import signing_certificate_builder
 from esign.plone.signing.documents import count_signatures
 from esign.plone.signing.pades import SIGNATURE_BYTES_RESERVED, OneTimeKeySigner
 from esign.plone.signing.pki import SitePKI, generate_private_key
@@ -87,41 +87,12 @@ def build_seal_certificate(
             x509.NameAttribute(NameOID.COMMON_NAME, common_name),
         ]
     )
-    try:
-        issuer_ski = issuer_certificate.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value
-        authority_key_id = x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(issuer_ski)
-    except x509.ExtensionNotFound:
-        # An imported CA without SKI: derive the key id from its public key (RFC 5280 method 1).
-        authority_key_id = x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer_certificate.public_key())
-    builder = (
-        x509.CertificateBuilder()
-        .subject_name(subject)
-        .issuer_name(issuer_certificate.subject)
-        .public_key(public_key)
-        # 128 random bits, top bit cleared so the DER INTEGER stays positive and ≤ 20 octets.
-        .serial_number(secrets.randbits(127) | 1)
-        # A minute of slack absorbs clock skew between this host and a verifier.
-        .not_valid_before(now - dt.timedelta(minutes=1))
-        .not_valid_after(now + validity)
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(
-            x509.KeyUsage(
-                digital_signature=True,
-                # ETSI EN 319 412-3: a seal for content the organisation stands behind
-                # asserts contentCommitment (nonRepudiation), as a person's signature does.
-                content_commitment=True,
-                key_encipherment=False,
-                data_encipherment=False,
-                key_agreement=False,
-                key_cert_sign=False,
-                crl_sign=False,
-                encipher_only=False,
-                decipher_only=False,
-            ),
-            critical=True,
-        )
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(public_key), critical=False)
-        .add_extension(authority_key_id, critical=False)
+    builder = signing_certificate_builder(
+        subject=subject,
+        public_key=public_key,
+        issuer_certificate=issuer_certificate,
+        validity=validity,
+        now=now,
     )
     return builder.sign(issuer_key, hashes.SHA256())
 
@@ -137,12 +108,6 @@ class _TimedPdfSigner(signers.PdfSigner):
         session = super().init_signing_session(pdf_out, existing_fields_only=existing_fields_only)
         session.system_time = self._system_time
         return session
-
-
-def _issuing_key(pki: SitePKI) -> CertificateIssuerPrivateKeyTypes:
-    # SitePKI hands its key out to no one; the seal is the one other certificate it
-    # issues, made in the same package. A SitePKI.issue_seal_certificate() would remove this.
-    return pki._issuing_key
 
 
 def seal_pdf(
@@ -191,17 +156,7 @@ def seal_pdf(
 
     sealed_at = now or dt.datetime.now(dt.UTC)
     key = generate_private_key(key_algorithm)
-    try:
-        certificate = build_seal_certificate(
-            organisation,
-            key.public_key(),
-            issuer_certificate=pki.issuing_certificate,
-            issuer_key=_issuing_key(pki),
-            validity=validity,
-            now=sealed_at,
-        )
-    except (ValueError, TypeError) as exc:
-        raise PKIError(f"The seal certificate cannot be issued: {exc}") from exc
+    certificate = pki.issue_seal_certificate(organisation, key.public_key(), validity=validity, now=sealed_at)
     signer = OneTimeKeySigner(signing_key=key, signing_cert=certificate, ca_chain=pki.chain)
     # Same hygiene as a person's signature: the key lives in the signer only, and only
     # until this one seal is made.
