@@ -150,3 +150,29 @@ def test_an_administrator_imports_the_organisations_ca_and_signatures_chain_to_i
     report = esign.validate_case(case)
     assert report.all_valid
     assert "Regionen Underskrift CA" in report.signatures[0].issuer_subject
+
+
+def test_the_officers_download_is_noted_in_the_audit_trail(functional_portal, pdf_bytes):
+    from esign.plone import audit
+
+    user = api.user.create(email="officer@regionen.se", username="officer", password=OFFICER[1])
+    api.user.grant_roles(user=user, roles=["SigningOfficer"])
+    with api.env.adopt_user(username="officer"):
+        case = api.content.create(
+            container=functional_portal,
+            type="SigningCase",
+            title="Avtal",
+            information_class="K2",
+            document=NamedBlobFile(pdf_bytes, filename="a.pdf", contentType="application/pdf"),
+            signers=[dict(ANNA)],
+        )
+        esign.send_case(case)
+    esign.sign_case(case, signer_id=case.signer_records[0].signer_id, identity=identity_of(ANNA))
+    transaction.commit()
+    # A plain GET by a logged-in officer: plone.protect must not drop the note.
+    response = requests.get(f"{case.absolute_url()}/@@signed-document", auth=OFFICER, timeout=30)
+    assert response.content.startswith(b"%PDF")
+    case._p_jar.sync()
+    last = audit.entries(case)[-1]
+    assert (last.event, last.actor) == ("downloaded", "user:officer")
+    assert audit.verify(case).ok

@@ -14,6 +14,7 @@ from esign.plone import audit
 from esign.plone.archive.bulk import BulkReport, bulk_send, parse_csv
 from esign.plone.archive.export import FINAL_STATES, export_case, export_cases
 from esign.plone.errors import ESignError, InvalidInput
+from esign.plone.workflow import journey
 
 #: How many cases one "export all" may hold; beyond that, filter by state or folder.
 MAX_EXPORT = 500
@@ -117,7 +118,7 @@ class ExportCase(BrowserView):
             )
             return self.request.response.redirect(case.absolute_url())
         data = export_case(case)
-        audit.record(case, "downloaded", actor=audit.current_actor(), what="archive")
+        journey.note_download(self.request, case, actor=audit.current_actor(), what="archive")
         return _zip_response(self.request, data, f"{case.getId()}-arkiv.zip")
 
 

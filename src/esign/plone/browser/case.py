@@ -11,7 +11,7 @@ from esign.plone import audit
 from esign.plone.content.identifiers import mask_personal_number
 from esign.plone.content.signing_case import DECLINED, PENDING, SIGNED
 from esign.plone.errors import ESignError
-from esign.plone.workflow import cases
+from esign.plone.workflow import cases, journey
 
 STATUS_LABELS = {PENDING: "Väntar", SIGNED: "Undertecknat", DECLINED: "Avböjt"}
 
@@ -112,7 +112,7 @@ class SignedDocumentDownload(BrowserView):
         signed = self.context.signed_document
         if signed is None:
             raise NotFound("Inget undertecknat dokument ännu.")
-        audit.record(self.context, "downloaded", actor=audit.current_actor())
+        journey.note_download(self.request, self.context, actor=audit.current_actor())
         set_headers(signed, self.request.response, filename=signed.filename)
         self.request.response.setHeader("Cache-Control", "private, no-store")
         return stream_data(signed)

@@ -282,26 +282,14 @@ class Download(SignerView):
 
     def handle(self):
         uid = self.request.form.get("case")
-        case = None
-        actor = audit.current_actor()
-        session = self.session()
-        if session is not None:
-            try:
-                case, record = journey.signer_case(session, uid)
-                actor = audit.actor_for_signer(record)
-            except NotFound:
-                case = None
-        if case is None:
-            case = journey.officer_case(uid)
-        if case is None:
-            if session is None:
-                sessions._set_cookie(self.request, journey.CASE_COOKIE, uid or "")
-                raise NotAuthenticated("Logga in för att ladda ned det undertecknade dokumentet.")
-            raise NotFound("Ärendet finns inte, eller så är du inte part i det.")
-        if case.signed_document is None or journey.cases.state_of(case) != "signed":
-            raise NotFound("Dokumentet är inte färdigt undertecknat ännu.")
+        try:
+            case, actor = journey.downloadable_case(self.session(), uid)
+        except NotAuthenticated:
+            # After the login the signer comes back to this case.
+            sessions._set_cookie(self.request, journey.CASE_COOKIE, uid or "")
+            raise
         signed = case.signed_document
-        audit.record(case, "downloaded", actor=actor)
+        journey.note_download(self.request, case, actor=actor)
         set_headers(signed, self.request.response, filename=signed.filename)
         return stream_data(signed)
 

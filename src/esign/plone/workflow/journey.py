@@ -14,10 +14,19 @@ import time
 
 import segno
 from plone import api
+from plone.protect.interfaces import IDisableCSRFProtection
+from zope.interface import alsoProvides
 
 from esign.plone import audit, logger
 from esign.plone.content.signing_case import PENDING
-from esign.plone.errors import BankIDError, Forbidden, IdentityError, IdentityMismatch, NotFound
+from esign.plone.errors import (
+    BankIDError,
+    Forbidden,
+    IdentityError,
+    IdentityMismatch,
+    NotAuthenticated,
+    NotFound,
+)
 from esign.plone.identity import bankid, rfa
 from esign.plone.identity import oidc as oidc_module
 from esign.plone.identity.sessions import (
@@ -132,6 +141,41 @@ def officer_case(uid: str | None):
     if case is None or not api.user.has_permission("View", obj=case) or api.user.is_anonymous():
         return None
     return case
+
+
+def downloadable_case(session: SignerSession | None, uid: str | None) -> tuple:
+    """The signed case behind a download link, for a signer of it or a Plone user who may view it.
+
+    :returns: ``(case, actor)`` — the actor as the audit trail names the downloader.
+    :raises NotAuthenticated: nobody is logged in (the caller may offer the login).
+    :raises NotFound: not this person's case, or not signed yet.
+    """
+    case, actor = None, audit.current_actor()
+    if session is not None:
+        try:
+            case, record = signer_case(session, uid)
+            actor = audit.actor_for_signer(record)
+        except NotFound:
+            case = None
+    if case is None:
+        case = officer_case(uid)
+    if case is None:
+        if session is None:
+            raise NotAuthenticated("Logga in för att ladda ned det undertecknade dokumentet.")
+        raise NotFound("Ärendet finns inte, eller så är du inte part i det.")
+    if case.signed_document is None or cases.state_of(case) != "signed":
+        raise NotFound("Dokumentet är inte färdigt undertecknat ännu.")
+    return case, actor
+
+
+def note_download(request, case, *, actor: str, **data) -> None:
+    """Note a download in the audit trail.
+
+    A GET that writes: the note is a log entry, not a change someone could be tricked
+    into, so plone.protect must not abort it for a logged-in officer.
+    """
+    alsoProvides(request, IDisableCSRFProtection)
+    audit.record(case, "downloaded", actor=actor, **data)
 
 
 def pending_cases(session: SignerSession) -> list[tuple]:
