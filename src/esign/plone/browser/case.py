@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from zoneinfo import ZoneInfo
+
 from plone import api
 from plone.namedfile.utils import set_headers, stream_data
 from Products.Five.browser import BrowserView
@@ -12,6 +14,8 @@ from esign.plone.content.identifiers import mask_personal_number
 from esign.plone.content.signing_case import DECLINED, PENDING, SIGNED
 from esign.plone.errors import ESignError
 from esign.plone.workflow import cases, journey
+
+SWEDEN = ZoneInfo("Europe/Stockholm")
 
 STATUS_LABELS = {PENDING: "Väntar", SIGNED: "Undertecknat", DECLINED: "Avböjt"}
 
@@ -119,9 +123,10 @@ class SignedDocumentDownload(BrowserView):
 
 
 def _local(value) -> str:
+    """Swedish time, whatever the server's zone (CET/CEST shown)."""
     if not value:
         return ""
-    return value.astimezone().strftime("%Y-%m-%d %H:%M:%S %Z")
+    return value.astimezone(SWEDEN).strftime("%Y-%m-%d %H:%M:%S %Z")
 
 
 class SendCopy(BrowserView):
