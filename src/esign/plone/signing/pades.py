@@ -200,6 +200,37 @@ class _HashingWriter(io.RawIOBase):
         return len(data)
 
 
+def sign_once(
+    pdf_signer: signers.PdfSigner, signer: OneTimeKeySigner, writer, *, output, what: str, **kw: Any
+):
+    """Make the one signature a one-time key is for, then forget the key whatever happened.
+
+    :raises SigningError: pyHanko failed (``what`` names the act: "signed", "sealed").
+    """
+    try:
+        return pdf_signer.sign_pdf(writer, output=output, bytes_reserved=SIGNATURE_BYTES_RESERVED, **kw)
+    except ESignError:
+        raise
+    except Exception as exc:
+        raise SigningError(f"The document could not be {what}: {exc}") from exc
+    finally:
+        signer.forget_key()
+
+
+def signature_result(
+    field_name: str, at: dt.datetime, certificate: x509.Certificate, *, sha256: str, size: int
+) -> SignatureResult:
+    return SignatureResult(
+        field_name=field_name,
+        signed_at=at,
+        certificate_der=certificate.public_bytes(serialization.Encoding.DER),
+        certificate_serial=f"{certificate.serial_number:x}",
+        certificate_subject=certificate.subject.rfc4514_string(),
+        document_sha256=sha256,
+        document_size=size,
+    )
+
+
 def sign_pdf(
     source: BinaryIO | bytes,
     output: BinaryIO,
@@ -268,15 +299,8 @@ def sign_pdf(
         sink = _PrefixHashingOutput(output, prefix_size=stream_size(stream))
     else:
         sink = _HashingWriter(output)
-    try:
-        pdf_signer.sign_pdf(writer, output=sink, bytes_reserved=SIGNATURE_BYTES_RESERVED, chunk_size=_CHUNK)
-    except ESignError:
-        raise
-    except Exception as exc:
-        raise SigningError(f"The document could not be signed: {exc}") from exc
-    finally:
-        signer.forget_key()
-        del signer, pdf_signer
+    sign_once(pdf_signer, signer, writer, output=sink, what="signed", chunk_size=_CHUNK)
+    del signer, pdf_signer
 
     if isinstance(sink, _HashingWriter):
         sha256, size = sink.digest.hexdigest(), sink.size
@@ -286,15 +310,7 @@ def sign_pdf(
         buffer = output.getbuffer()
         sha256, size = hashlib.sha256(buffer).hexdigest(), len(buffer)
         buffer.release()
-    return SignatureResult(
-        field_name=field_name,
-        signed_at=signed_at,
-        certificate_der=certificate.public_bytes(serialization.Encoding.DER),
-        certificate_serial=f"{certificate.serial_number:x}",
-        certificate_subject=certificate.subject.rfc4514_string(),
-        document_sha256=sha256,
-        document_size=size,
-    )
+    return signature_result(field_name, signed_at, certificate, sha256=sha256, size=size)
 
 
 def sign_pdf_bytes(data: bytes, **kw: Any) -> tuple[bytes, SignatureResult]:

@@ -16,7 +16,7 @@ import io
 from typing import Any, BinaryIO
 
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric.types import (
     CertificateIssuerPrivateKeyTypes,
     CertificatePublicKeyTypes,
@@ -25,10 +25,10 @@ from cryptography.x509.oid import NameOID
 from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
 from pyhanko.sign import fields, signers
 
-from esign.plone.errors import ESignError, SigningError
+from esign.plone.errors import SigningError
 from esign.plone.signing.certificates import signing_certificate_builder
 from esign.plone.signing.documents import count_signatures
-from esign.plone.signing.pades import SIGNATURE_BYTES_RESERVED, OneTimeKeySigner
+from esign.plone.signing.pades import OneTimeKeySigner, sign_once, signature_result
 from esign.plone.signing.pki import SitePKI, generate_private_key
 from esign.plone.signing.values import KeyAlgorithm, SignatureResult
 
@@ -170,27 +170,14 @@ def seal_pdf(
     )
     pdf_signer = _TimedPdfSigner(metadata, signer=signer, system_time=sealed_at)
     sealed = io.BytesIO()
-    try:
-        pdf_signer.sign_pdf(writer, output=sealed, bytes_reserved=SIGNATURE_BYTES_RESERVED)
-    except ESignError:
-        raise
-    except Exception as exc:
-        raise SigningError(f"The document could not be sealed: {exc}") from exc
-    finally:
-        signer.forget_key()
-        del signer, pdf_signer
+    sign_once(pdf_signer, signer, writer, output=sealed, what="sealed")
+    del signer, pdf_signer
 
     data = sealed.getbuffer()
     try:
         output.write(data)
-        return SignatureResult(
-            field_name=field_name,
-            signed_at=sealed_at,
-            certificate_der=certificate.public_bytes(serialization.Encoding.DER),
-            certificate_serial=f"{certificate.serial_number:x}",
-            certificate_subject=certificate.subject.rfc4514_string(),
-            document_sha256=hashlib.sha256(data).hexdigest(),
-            document_size=len(data),
+        return signature_result(
+            field_name, sealed_at, certificate, sha256=hashlib.sha256(data).hexdigest(), size=len(data)
         )
     finally:
         data.release()
