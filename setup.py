@@ -33,7 +33,9 @@ setup(
         "plone.app.registry",
         "plone.locking",
         "collective.z3cform.datagridfield",
-        "pyhanko>=0.38",
+        # opentype: visible stamps with an embedded font; pkcs11: CA/TSA keys in an HSM;
+        # etsi: ETSI TS 119 102-2 validation reports.
+        "pyhanko[opentype,pkcs11,etsi]>=0.38",
         "pyhanko-certvalidator>=0.33",
         "asn1crypto",
         "cryptography",
@@ -54,6 +56,8 @@ setup(
             "pypdf",
             "ruff",
             "playwright",
+            "hypothesis",
+            "freezegun",
         ],
         # The project's own protocol-true servers (BankID RP v6, OIDC, SMTP) for
         # `make start` and the tests.

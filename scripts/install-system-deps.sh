@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Install the Debian packages the test suite and the demo call by name:
 #   poppler-utils (pdfsig), qpdf (qpdf), libnss3-tools (certutil),
-#   chromium (the browser the end-to-end journey test drives with Playwright).
+#   chromium (the browser the end-to-end journey test drives with Playwright),
+#   softhsm2 (a PKCS#11 token for the CA/TSA keys in tests), fonts-dejavu-core (the
+#   OpenType font of the visible signature stamps), openssl (independent OCSP/CRL checks).
 # Fast when everything is present: apt-get runs only for what is missing.
 set -euo pipefail
 
@@ -10,22 +12,30 @@ declare -A COMMAND_OF=(
   [qpdf]=qpdf
   [libnss3-tools]=certutil
   [chromium]=chromium
+  [softhsm2]=softhsm2-util
+  [fonts-dejavu-core]=/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf
+  [openssl]=openssl
 )
 
+# A command name, or an absolute path for packages without one (fonts).
+_present() {
+  if [[ "$1" == /* ]]; then [ -e "$1" ]; else command -v "$1" >/dev/null 2>&1; fi
+}
+
 missing=()
-for pkg in poppler-utils qpdf libnss3-tools chromium; do
-  if command -v "${COMMAND_OF[$pkg]}" >/dev/null 2>&1 \
+for pkg in poppler-utils qpdf libnss3-tools chromium softhsm2 fonts-dejavu-core openssl; do
+  if _present "${COMMAND_OF[$pkg]}" \
      && dpkg -s "$pkg" 2>/dev/null | grep -q '^Status: install ok installed'; then
     continue
   fi
-  if command -v "${COMMAND_OF[$pkg]}" >/dev/null 2>&1 && ! command -v dpkg >/dev/null 2>&1; then
+  if _present "${COMMAND_OF[$pkg]}" && ! command -v dpkg >/dev/null 2>&1; then
     continue  # not a Debian system, but the tool is there
   fi
   missing+=("$pkg")
 done
 
 if [ "${#missing[@]}" -eq 0 ]; then
-  echo "system-deps: pdfsig, qpdf, certutil and chromium are installed."
+  echo "system-deps: pdfsig, qpdf, certutil, chromium, softhsm2, fonts and openssl are installed."
   exit 0
 fi
 
@@ -50,7 +60,7 @@ export DEBIAN_FRONTEND=noninteractive
 "${SUDO[@]}" apt-get install -y --no-install-recommends "${missing[@]}"
 
 for pkg in "${missing[@]}"; do
-  command -v "${COMMAND_OF[$pkg]}" >/dev/null 2>&1 || {
+  _present "${COMMAND_OF[$pkg]}" || {
     echo "system-deps: ${COMMAND_OF[$pkg]} still missing after installing $pkg" >&2
     exit 1
   }

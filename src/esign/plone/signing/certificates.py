@@ -17,14 +17,15 @@ from typing import Any, ClassVar
 
 from asn1crypto import core
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.asymmetric.types import (
     CertificateIssuerPrivateKeyTypes,
     CertificatePublicKeyTypes,
 )
-from cryptography.x509.oid import NameOID
+from cryptography.x509.oid import AuthorityInformationAccessOID, NameOID
 
-from esign.plone.signing.values import VerifiedIdentity
+from esign.plone.signing.keys import SigningKey, SoftwareKey, sign_certificate
+from esign.plone.signing.values import PublicationPoints, VerifiedIdentity
 
 __all__ = [
     "AUTH_CONTEXT_OID",
@@ -116,6 +117,55 @@ def _authentication_context_extension(identity: VerifiedIdentity) -> x509.Unreco
     return x509.UnrecognizedExtension(AUTH_CONTEXT_OID, value.dump())
 
 
+def as_signing_key(key: SigningKey | CertificateIssuerPrivateKeyTypes) -> SigningKey:
+    """A :class:`.keys.SigningKey` for a key given as such or as a ``cryptography`` private key."""
+    if isinstance(key, (ec.EllipticCurvePrivateKey, rsa.RSAPrivateKey)):
+        return SoftwareKey(key)
+    return key
+
+
+def with_publication(
+    builder: x509.CertificateBuilder, publication: PublicationPoints | None, *, issued_by_root: bool = False
+) -> x509.CertificateBuilder:
+    """Add where revocation data and the issuer's certificate are published.
+
+    End-entity certificates of the issuing CA point at its OCSP responder and CRL;
+    certificates the root signs (the issuing CA, the TSA) at the root's CRL.
+    """
+    if publication is None:
+        return builder
+    crl_url = publication.root_crl_url if issued_by_root else publication.crl_url
+    builder = builder.add_extension(
+        x509.CRLDistributionPoints(
+            [
+                x509.DistributionPoint(
+                    full_name=[x509.UniformResourceIdentifier(crl_url)],
+                    relative_name=None,
+                    reasons=None,
+                    crl_issuer=None,
+                )
+            ]
+        ),
+        critical=False,
+    )
+    access = [
+        x509.AccessDescription(
+            AuthorityInformationAccessOID.CA_ISSUERS,
+            x509.UniformResourceIdentifier(
+                publication.root_certificate_url if issued_by_root else publication.ca_issuers_url
+            ),
+        )
+    ]
+    if not issued_by_root:
+        access.insert(
+            0,
+            x509.AccessDescription(
+                AuthorityInformationAccessOID.OCSP, x509.UniformResourceIdentifier(publication.ocsp_url)
+            ),
+        )
+    return builder.add_extension(x509.AuthorityInformationAccess(access), critical=False)
+
+
 def signing_certificate_builder(
     *,
     subject: x509.Name,
@@ -172,19 +222,21 @@ def build_signature_certificate(
     public_key: CertificatePublicKeyTypes,
     *,
     issuer_certificate: x509.Certificate,
-    issuer_key: CertificateIssuerPrivateKeyTypes,
+    issuer_key: SigningKey | CertificateIssuerPrivateKeyTypes,
     validity: dt.timedelta,
     organisation: str = "",
     now: dt.datetime | None = None,
+    publication: PublicationPoints | None = None,
 ) -> x509.Certificate:
     """Issue a one-time signature certificate for ``identity``.
 
     :param identity: the person an identity provider has just verified.
     :param public_key: public half of the key pair made for this one signature.
     :param issuer_certificate: the site's issuing CA certificate.
-    :param issuer_key: the issuing CA's private key.
+    :param issuer_key: the issuing CA's key (a :class:`.keys.SigningKey`, file or token).
     :param validity: how long the certificate is valid from ``now``.
     :param organisation: added as subject ``O`` when not empty.
+    :param publication: where the CA's OCSP responder and CRL are (put into the certificate).
     :param now: the issuing moment (timezone-aware); defaults to the current time.
     :returns: the signed certificate.
     :raises ValueError: when the identity has neither a personal number nor an HSA-id.
@@ -210,7 +262,7 @@ def build_signature_certificate(
         builder = builder.add_extension(
             x509.SubjectAlternativeName([x509.RFC822Name(identity.email)]), critical=False
         )
-    return builder.sign(issuer_key, hashes.SHA256())
+    return sign_certificate(with_publication(builder, publication), as_signing_key(issuer_key))
 
 
 def read_authentication_context(certificate: x509.Certificate) -> dict[str, Any] | None:

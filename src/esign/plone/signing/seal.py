@@ -16,7 +16,6 @@ import io
 from typing import Any, BinaryIO
 
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric.types import (
     CertificateIssuerPrivateKeyTypes,
     CertificatePublicKeyTypes,
@@ -26,11 +25,12 @@ from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
 from pyhanko.sign import fields, signers
 
 from esign.plone.errors import SigningError
-from esign.plone.signing.certificates import signing_certificate_builder
+from esign.plone.signing.certificates import as_signing_key, signing_certificate_builder, with_publication
 from esign.plone.signing.documents import count_signatures
+from esign.plone.signing.keys import SigningKey, sign_certificate
 from esign.plone.signing.pades import OneTimeKeySigner, sign_once, signature_result
 from esign.plone.signing.pki import SitePKI, generate_private_key
-from esign.plone.signing.values import KeyAlgorithm, SignatureResult
+from esign.plone.signing.values import KeyAlgorithm, PublicationPoints, SignatureResult
 
 __all__ = ["SEAL_CN_SUFFIX", "build_seal_certificate", "seal_pdf"]
 
@@ -55,10 +55,11 @@ def build_seal_certificate(
     public_key: CertificatePublicKeyTypes,
     *,
     issuer_certificate: x509.Certificate,
-    issuer_key: CertificateIssuerPrivateKeyTypes,
+    issuer_key: SigningKey | CertificateIssuerPrivateKeyTypes,
     validity: dt.timedelta,
     country: str = "SE",
     now: dt.datetime | None = None,
+    publication: PublicationPoints | None = None,
 ) -> x509.Certificate:
     """Issue a one-time seal certificate naming ``organisation``.
 
@@ -94,7 +95,7 @@ def build_seal_certificate(
         validity=validity,
         now=now,
     )
-    return builder.sign(issuer_key, hashes.SHA256())
+    return sign_certificate(with_publication(builder, publication), as_signing_key(issuer_key))
 
 
 class _TimedPdfSigner(signers.PdfSigner):

@@ -134,3 +134,34 @@ class PdfInfo:
     size: int
     signature_count: int
     sha256: str
+
+
+@dataclass(frozen=True)
+class PublicationPoints:
+    """Where the site CA publishes revocation data and its certificates (put into every certificate).
+
+    Built with :meth:`under` from the site's public URL; the add-on serves each address.
+    """
+
+    #: OCSP responder for certificates of the issuing CA (authorityInfoAccess).
+    ocsp_url: str
+    #: CRL of the issuing CA (cRLDistributionPoints of end-entity certificates).
+    crl_url: str
+    #: CRL of the root CA (cRLDistributionPoints of the issuing CA and TSA certificates).
+    root_crl_url: str
+    #: The issuing CA certificate (authorityInfoAccess caIssuers).
+    ca_issuers_url: str
+    #: The root certificate (caIssuers of certificates the root signs).
+    root_certificate_url: str
+
+    @classmethod
+    def under(cls, base_url: str) -> PublicationPoints:
+        """The add-on's addresses below ``base_url`` (the site root, no trailing slash)."""
+        base = base_url.rstrip("/") + "/esign-pki"
+        return cls(
+            ocsp_url=f"{base}/ocsp",
+            crl_url=f"{base}/issuing.crl",
+            root_crl_url=f"{base}/root.crl",
+            ca_issuers_url=f"{base}/issuing.crt",
+            root_certificate_url=f"{base}/root.crt",
+        )
