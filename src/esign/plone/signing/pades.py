@@ -12,7 +12,7 @@ import functools
 import hashlib
 import io
 from collections.abc import Sequence
-from typing import Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from asn1crypto import x509 as asn1_x509
 from cryptography import x509
@@ -25,8 +25,14 @@ from pyhanko_certvalidator.registry import SimpleCertificateStore
 
 from esign.plone.errors import ESignError, SigningError
 from esign.plone.signing.documents import count_signatures, stream_size
+from esign.plone.signing.ltv import LEVELS, validation_context
 from esign.plone.signing.pki import SitePKI, generate_private_key
 from esign.plone.signing.values import SignatureResult, SigningProfile, VerifiedIdentity
+
+if TYPE_CHECKING:
+    from pyhanko.sign.timestamps import TimeStamper
+
+    from esign.plone.signing.sigpage import StampText
 
 __all__ = ["DEFAULT_PROFILE", "OneTimeKeySigner", "sign_pdf", "sign_pdf_bytes"]
 
@@ -238,11 +244,18 @@ def sign_pdf(
     identity: VerifiedIdentity,
     pki: SitePKI,
     profile: SigningProfile = DEFAULT_PROFILE,
+    timestamper: TimeStamper | None = None,
+    stamp: StampText | None = None,
 ) -> SignatureResult:
-    """Sign a PDF for ``identity`` with a fresh one-time key (PAdES B-B).
+    """Sign a PDF for ``identity`` with a fresh one-time key (PAdES B-B, B-T or B-LT).
 
     The signature is added as an incremental update, so the original bytes, and with
-    them every earlier signature, stay exactly as they were.
+    them every earlier signature, stay exactly as they were. ``profile.level`` says how
+    far it goes: B-T adds a signature timestamp from ``timestamper``; B-LT and B-LTA
+    also add, in a second update right after, a DSS with the certificates and the
+    revocation data (site CA's OCSP response for the new certificate, its CRLs) —
+    collected now, while the one-time certificate is valid. (B-LTA's document
+    timestamp comes once all have signed: :func:`.ltv.add_document_timestamp`.)
 
     :param source: the PDF, as bytes or a seekable binary file object (read in chunks).
     :param output: an empty binary file object, at position 0, the signed PDF is written
@@ -252,7 +265,10 @@ def sign_pdf(
         whole signed file in memory first and copy it over.
     :param identity: the person an identity provider has just verified.
     :param pki: the site PKI that issues the one-time certificate.
-    :param profile: key algorithm, certificate validity, field name, reason, location.
+    :param profile: key algorithm, certificate validity, field name, reason, location, level.
+    :param timestamper: the RFC 3161 client (:func:`.ltv.http_timestamper`); needed from B-T.
+    :param stamp: what the visible stamp says; the signature then goes, visibly, into the
+        existing empty field ``profile.field_name`` (on the signature page).
     :returns: what was signed, by which certificate, and the output's SHA-256 and size.
     :raises SigningError: when the document cannot be signed.
     :raises PKIError: when the certificate cannot be issued.
@@ -260,6 +276,14 @@ def sign_pdf(
     stream = _readable_stream(source)
     if output.seekable() and output.tell() != 0:
         raise SigningError("The output for a signed document must be empty.")
+    level = profile.level
+    if level not in LEVELS:
+        raise SigningError(f"Unknown PAdES level {level!r}.")
+    if level != "B-B" and timestamper is None:
+        raise SigningError(f"PAdES {level} needs a timestamping authority.")
+    embed_revocation = level in ("B-LT", "B-LTA")
+    if embed_revocation and not (output.readable() and output.seekable()):
+        raise SigningError("A B-LT signature needs an output that can be read back.")
     try:
         writer = IncrementalPdfFileWriter(stream, strict=False)
         # pyHanko copies and hashes in 4 KiB chunks by default; 1 MiB chunks cut the
@@ -283,6 +307,10 @@ def sign_pdf(
     # the signer's reference right after signing (below), so the key object is freed as
     # soon as pyHanko is done and no later code path can sign a second document with it.
     del key
+    context = None
+    if embed_revocation:
+        ocsps = [pki.ocsp_responder().response_for(certificate)] if pki.registry is not None else []
+        context = validation_context(pki, ocsps=ocsps, allow_fetching=profile.fetch_revocation)
     metadata = signers.PdfSignatureMetadata(
         field_name=field_name,
         md_algorithm="sha256",
@@ -290,8 +318,22 @@ def sign_pdf(
         name=identity.common_name,
         reason=profile.reason,
         location=profile.location,
+        embed_validation_info=embed_revocation,
+        validation_context=context,
     )
-    pdf_signer = signers.PdfSigner(metadata, signer=signer)
+    sign_kw: dict[str, Any] = {}
+    stamp_style = None
+    if stamp is not None:
+        from esign.plone.signing import sigpage
+
+        stamp_style = sigpage.stamp_style()
+        sign_kw["appearance_text_params"] = sigpage.stamp_text_params(stamp)
+    pdf_signer = signers.PdfSigner(
+        metadata,
+        signer=signer,
+        timestamper=timestamper if level != "B-B" else None,
+        stamp_style=stamp_style,
+    )
     sink: Any
     if isinstance(output, io.BytesIO):
         sink = output  # pyHanko reads a BytesIO through its buffer without copies; keep that path
@@ -299,7 +341,7 @@ def sign_pdf(
         sink = _PrefixHashingOutput(output, prefix_size=stream_size(stream))
     else:
         sink = _HashingWriter(output)
-    sign_once(pdf_signer, signer, writer, output=sink, what="signed", chunk_size=_CHUNK)
+    sign_once(pdf_signer, signer, writer, output=sink, what="signed", chunk_size=_CHUNK, **sign_kw)
     del signer, pdf_signer
 
     if isinstance(sink, _HashingWriter):

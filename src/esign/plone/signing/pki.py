@@ -8,12 +8,13 @@ so the operator can re-issue the signing CA later.
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
 import os
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -26,8 +27,13 @@ from cryptography.hazmat.primitives.serialization import pkcs12
 from cryptography.x509.oid import NameOID
 
 from esign.plone.errors import PKIError
-from esign.plone.signing.certificates import build_signature_certificate
-from esign.plone.signing.values import VerifiedIdentity
+from esign.plone.signing.certificates import as_signing_key, build_signature_certificate, with_publication
+from esign.plone.signing.keys import SigningKey, SoftwareKey, public_key_matches, sign_certificate
+from esign.plone.signing.values import PublicationPoints, VerifiedIdentity
+
+if TYPE_CHECKING:
+    from esign.plone.signing.pkcs11 import Pkcs11Config
+    from esign.plone.signing.revocation import CertificateRegistry, OCSPResponder
 
 __all__ = ["SitePKI", "generate_private_key"]
 
@@ -35,6 +41,8 @@ ROOT_CERT = "root.pem"
 ROOT_KEY = "root-key.pem"
 ISSUING_CERT = "issuing.pem"
 ISSUING_KEY = "issuing-key.pem"
+TSA_CERT = "tsa.pem"
+TSA_KEY = "tsa-key.pem"
 
 CAKeyAlgorithm = Literal["ec-p256", "rsa-3072"]
 
@@ -154,12 +162,19 @@ def _build_chain(leaf: x509.Certificate, pool: Sequence[x509.Certificate]) -> li
 
 
 class SitePKI:
-    """The site's root CA and issuing CA, with the issuing CA's private key.
+    """The site's root CA, issuing CA and timestamping authority, with their keys.
 
     :param root_certificate: the trust anchor verifiers must trust.
     :param issuing_certificate: the CA that issues the one-time signature certificates.
-    :param issuing_key: private key of ``issuing_certificate``.
+    :param issuing_key: the issuing CA's key: a :class:`.keys.SigningKey` (a file or a
+        PKCS#11 token) or a ``cryptography`` private key.
     :param intermediates: CA certificates between the issuing CA and the root (imported PKIs).
+    :param root_key: the root's key, when the site made its root itself (signs the root
+        CRL and the TSA certificate); ``None`` for an imported CA.
+    :param tsa_certificate: the site TSA's certificate (extendedKeyUsage timeStamping).
+    :param tsa_key: the site TSA's key.
+    :param registry: where issued certificates are recorded (OCSP and CRLs answer from it).
+    :param publication: where the OCSP responder, CRLs and CA certificates are served.
     """
 
     def __init__(
@@ -167,13 +182,36 @@ class SitePKI:
         *,
         root_certificate: x509.Certificate,
         issuing_certificate: x509.Certificate,
-        issuing_key: CertificateIssuerPrivateKeyTypes,
+        issuing_key: SigningKey | CertificateIssuerPrivateKeyTypes,
         intermediates: Sequence[x509.Certificate] = (),
+        root_key: SigningKey | None = None,
+        tsa_certificate: x509.Certificate | None = None,
+        tsa_key: SigningKey | None = None,
+        registry: CertificateRegistry | None = None,
+        publication: PublicationPoints | None = None,
     ) -> None:
         self._root = root_certificate
         self._issuing = issuing_certificate
-        self._issuing_key = issuing_key
+        self._issuing_key = as_signing_key(issuing_key)
         self._intermediates = tuple(intermediates)
+        self._root_key = root_key
+        self._tsa_certificate = tsa_certificate
+        self._tsa_key = tsa_key
+        self.registry = registry
+        self.publication = publication
+
+    def bound(
+        self, *, registry: CertificateRegistry | None, publication: PublicationPoints | None
+    ) -> SitePKI:
+        """This PKI, recording what it issues in ``registry`` and naming ``publication``.
+
+        The keys and certificates are shared (one load per process); the registry and the
+        public addresses belong to one site and one request.
+        """
+        clone = copy.copy(self)
+        clone.registry = registry
+        clone.publication = publication
+        return clone
 
     # -- creation and storage -------------------------------------------------
 
@@ -182,10 +220,10 @@ class SitePKI:
         """Tell whether ``directory`` holds a stored PKI.
 
         :param directory: the PKI directory.
-        :returns: ``True`` when the certificates and the issuing key are there.
+        :returns: ``True`` when the certificates are there (the issuing key may be in a token).
         """
         directory = Path(directory)
-        return all((directory / name).is_file() for name in (ROOT_CERT, ISSUING_CERT, ISSUING_KEY))
+        return all((directory / name).is_file() for name in (ROOT_CERT, ISSUING_CERT))
 
     @classmethod
     def create(
@@ -197,16 +235,21 @@ class SitePKI:
         country: str = "SE",
         key_algorithm: CAKeyAlgorithm = "ec-p256",
         now: dt.datetime | None = None,
+        issuing_key: SigningKey | None = None,
+        publication: PublicationPoints | None = None,
     ) -> SitePKI:
         """Make a new root CA (20 years) and issuing CA (10 years) and store them.
 
         :param directory: where to write ``root.pem``, ``root-key.pem``, ``issuing.pem``
             and ``issuing-key.pem``; created with mode 0700.
-        :param passphrase: encrypts both private keys (PKCS#8).
+        :param passphrase: encrypts the private keys kept in files (PKCS#8).
         :param organisation: names the CAs ("<organisation> Root CA", "<organisation> Signing CA").
         :param country: two-letter country code of the CA names.
         :param key_algorithm: ``"ec-p256"`` or ``"rsa-3072"``.
         :param now: start of validity; defaults to the current time.
+        :param issuing_key: a key made elsewhere for the issuing CA (a PKCS#11 token key);
+            by default a new key is made and stored encrypted beside the certificates.
+        :param publication: the root CRL address to put into the issuing CA certificate.
         :returns: the new PKI.
         :raises PKIError: when a PKI already exists there or the passphrase is empty.
         """
@@ -217,7 +260,8 @@ class SitePKI:
             raise PKIError(f"A PKI already exists in {directory}; refusing to overwrite it.")
         now = now or dt.datetime.now(dt.UTC)
         root_key = generate_private_key(key_algorithm)
-        issuing_key = generate_private_key(key_algorithm)
+        file_issuing_key = None if issuing_key is not None else generate_private_key(key_algorithm)
+        issuing_signing_key = issuing_key or SoftwareKey(file_issuing_key, label=ISSUING_KEY)
 
         def name(common_name: str) -> x509.Name:
             return x509.Name(
@@ -238,18 +282,26 @@ class SitePKI:
             not_before=now,
             years=20,
         ).sign(root_key, hashes.SHA256())
-        issuing = _ca_builder(
+        issuing_builder = _ca_builder(
             subject=name(f"{organisation} Signing CA"),
             issuer=root_name,
-            public_key=issuing_key.public_key(),
+            public_key=issuing_signing_key.public_key,
             issuer_public_key=root_key.public_key(),
             # The issuing CA only issues end-entity (signature) certificates.
             path_length=0,
             not_before=now,
             years=10,
-        ).sign(root_key, hashes.SHA256())
-        pki = cls(root_certificate=root, issuing_certificate=issuing, issuing_key=issuing_key)
-        pki._store(directory, passphrase=passphrase, root_key=root_key)
+        )
+        issuing = with_publication(issuing_builder, publication, issued_by_root=True).sign(
+            root_key, hashes.SHA256()
+        )
+        pki = cls(
+            root_certificate=root,
+            issuing_certificate=issuing,
+            issuing_key=issuing_signing_key,
+            root_key=SoftwareKey(root_key, label=ROOT_KEY),
+        )
+        pki._store(directory, passphrase=passphrase, root_key=root_key, issuing_key=file_issuing_key)
         return pki
 
     @classmethod
@@ -293,23 +345,30 @@ class SitePKI:
         if not constraints.ca or not usage.key_cert_sign:
             raise PKIError("The certificate is not a CA certificate allowed to sign certificates.")
         chain = _build_chain(certificate, additional)
+        directory = Path(directory)
+        # A new CA makes the old root's key, and the TSA it certified, meaningless here.
+        for stale in (ROOT_KEY, TSA_CERT, TSA_KEY):
+            (directory / stale).unlink(missing_ok=True)
         pki = cls(
             root_certificate=chain[-1],
             issuing_certificate=certificate,
-            issuing_key=key,
+            issuing_key=SoftwareKey(key, label=ISSUING_KEY),
             intermediates=chain[1:-1],
         )
-        pki._store(Path(directory), passphrase=passphrase, root_key=None)
+        pki._store(directory, passphrase=passphrase, root_key=None, issuing_key=key)
         return pki
 
     @classmethod
-    def load(cls, directory: Path | str, *, passphrase: bytes) -> SitePKI:
+    def load(cls, directory: Path | str, *, passphrase: bytes, hsm: Pkcs11Config | None = None) -> SitePKI:
         """Read a stored PKI.
 
         :param directory: the PKI directory.
-        :param passphrase: the passphrase the issuing key was stored with.
+        :param passphrase: the passphrase the file keys were stored with.
+        :param hsm: a PKCS#11 token holding the issuing CA key and/or the TSA key (by label);
+            keys not in the token are read from the directory.
         :returns: the PKI.
-        :raises PKIError: when files are missing or unreadable, or the passphrase is wrong.
+        :raises PKIError: when files are missing or unreadable, the passphrase is wrong, or a
+            key does not belong to its certificate.
         """
         directory = Path(directory)
         if not cls.exists(directory):
@@ -317,24 +376,49 @@ class SitePKI:
         try:
             root = x509.load_pem_x509_certificate((directory / ROOT_CERT).read_bytes())
             issuing_chain = x509.load_pem_x509_certificates((directory / ISSUING_CERT).read_bytes())
-            key_pem = (directory / ISSUING_KEY).read_bytes()
         except (OSError, ValueError) as exc:
             raise PKIError(f"The site PKI in {directory} cannot be read: {exc}") from exc
-        try:
-            key = serialization.load_pem_private_key(key_pem, password=passphrase)
-        except (ValueError, TypeError) as exc:
-            raise PKIError("The issuing CA key cannot be decrypted: wrong passphrase?") from exc
-        if not isinstance(key, (ec.EllipticCurvePrivateKey, rsa.RSAPrivateKey)):
-            raise PKIError("Only EC and RSA issuing CA keys are supported.")
         issuing, *intermediates = issuing_chain
-        if key.public_key().public_numbers() != issuing.public_key().public_numbers():
-            raise PKIError("The issuing CA key does not belong to the issuing CA certificate.")
+        if hsm is not None and hsm.ca_key_label:
+            issuing_key: SigningKey = _token_key(hsm, hsm.ca_key_label)
+        else:
+            issuing_key = _file_key(directory / ISSUING_KEY, passphrase)
+        if not public_key_matches(issuing_key, issuing):
+            raise PKIError(
+                f"The issuing CA key ({issuing_key.label}) does not belong to the issuing CA certificate."
+            )
+        root_key = None
+        if (directory / ROOT_KEY).is_file():
+            root_key = _file_key(directory / ROOT_KEY, passphrase)
+        tsa_certificate = tsa_key = None
+        if (directory / TSA_CERT).is_file():
+            try:
+                tsa_certificate = x509.load_pem_x509_certificate((directory / TSA_CERT).read_bytes())
+            except (OSError, ValueError) as exc:
+                raise PKIError(f"The TSA certificate in {directory} cannot be read: {exc}") from exc
+            if hsm is not None and hsm.tsa_key_label:
+                tsa_key = _token_key(hsm, hsm.tsa_key_label)
+            else:
+                tsa_key = _file_key(directory / TSA_KEY, passphrase)
+            if not public_key_matches(tsa_key, tsa_certificate):
+                raise PKIError(f"The TSA key ({tsa_key.label}) does not belong to the TSA certificate.")
         return cls(
-            root_certificate=root, issuing_certificate=issuing, issuing_key=key, intermediates=intermediates
+            root_certificate=root,
+            issuing_certificate=issuing,
+            issuing_key=issuing_key,
+            intermediates=intermediates,
+            root_key=root_key,
+            tsa_certificate=tsa_certificate,
+            tsa_key=tsa_key,
         )
 
     def _store(
-        self, directory: Path, *, passphrase: bytes, root_key: CertificateIssuerPrivateKeyTypes | None
+        self,
+        directory: Path,
+        *,
+        passphrase: bytes,
+        root_key: CertificateIssuerPrivateKeyTypes | None,
+        issuing_key: CertificateIssuerPrivateKeyTypes | None,
     ) -> None:
         try:
             directory.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -344,13 +428,168 @@ class SitePKI:
             _write_atomically(directory / ROOT_CERT, self._root.public_bytes(pem), mode=0o644)
             issuing_pem = b"".join(c.public_bytes(pem) for c in (self._issuing, *self._intermediates))
             _write_atomically(directory / ISSUING_CERT, issuing_pem, mode=0o644)
-            _write_atomically(
-                directory / ISSUING_KEY, _encrypted_pem(self._issuing_key, passphrase), mode=0o600
-            )
+            if issuing_key is not None:
+                _write_atomically(
+                    directory / ISSUING_KEY, _encrypted_pem(issuing_key, passphrase), mode=0o600
+                )
+            else:
+                # The key is in a token: no stale file key may stand in for it.
+                (directory / ISSUING_KEY).unlink(missing_ok=True)
             if root_key is not None:
                 _write_atomically(directory / ROOT_KEY, _encrypted_pem(root_key, passphrase), mode=0o600)
         except OSError as exc:
             raise PKIError(f"The site PKI cannot be written to {directory}: {exc}") from exc
+
+    # -- the timestamping authority ----------------------------------------------
+
+    def issue_tsa(
+        self,
+        directory: Path | str,
+        *,
+        passphrase: bytes,
+        years: int,
+        key: SigningKey | None = None,
+        key_algorithm: CAKeyAlgorithm = "ec-p256",
+        now: dt.datetime | None = None,
+    ) -> SitePKI:
+        """Give the site a (new) TSA certificate and key; the previous one stays valid until it expires.
+
+        The root certifies the TSA when the site made its root itself (the TSA then
+        outlives the issuing CA); an imported CA certifies it otherwise.
+
+        :param directory: the PKI directory (``tsa.pem`` and, for a file key, ``tsa-key.pem``).
+        :param years: validity of the TSA certificate.
+        :param key: a key made elsewhere (PKCS#11 token); by default a new file key.
+        :returns: this PKI with the new TSA (a new object).
+        :raises PKIError: when the certificate cannot be issued or stored.
+        """
+        from esign.plone.signing.tsa import tsa_certificate_builder
+
+        directory = Path(directory)
+        now = now or dt.datetime.now(dt.UTC)
+        file_key = None if key is not None else generate_private_key(key_algorithm)
+        tsa_key = key or SoftwareKey(file_key, label=TSA_KEY)
+        by_root = self._root_key is not None
+        issuer_certificate = self._root if by_root else self._issuing
+        issuer_key = self._root_key if by_root else self._issuing_key
+        organisation = _organisation_of(self._issuing)
+        subject = x509.Name(
+            [
+                x509.NameAttribute(NameOID.COUNTRY_NAME, _country_of(self._issuing)),
+                x509.NameAttribute(NameOID.ORGANIZATION_NAME, organisation),
+                x509.NameAttribute(NameOID.COMMON_NAME, f"{organisation} Time Stamping Authority"[:64]),
+            ]
+        )
+        not_after = min(
+            now + dt.timedelta(days=365 * years + years // 4), issuer_certificate.not_valid_after_utc
+        )
+        try:
+            builder = tsa_certificate_builder(
+                subject=subject,
+                public_key=tsa_key.public_key,
+                issuer_certificate=issuer_certificate,
+                not_before=now - dt.timedelta(minutes=1),
+                not_after=not_after,
+            )
+            certificate = sign_certificate(
+                with_publication(builder, self.publication, issued_by_root=by_root), issuer_key
+            )
+        except (ValueError, TypeError) as exc:
+            raise PKIError(f"The TSA certificate cannot be issued: {exc}") from exc
+        try:
+            if file_key is not None:
+                _write_atomically(directory / TSA_KEY, _encrypted_pem(file_key, passphrase), mode=0o600)
+            else:
+                (directory / TSA_KEY).unlink(missing_ok=True)
+            pem = certificate.public_bytes(serialization.Encoding.PEM)
+            _write_atomically(directory / TSA_CERT, pem, mode=0o644)
+        except OSError as exc:
+            raise PKIError(f"The TSA certificate cannot be written to {directory}: {exc}") from exc
+        self._record(certificate, kind="tsa")
+        clone = copy.copy(self)
+        clone._tsa_certificate = certificate
+        clone._tsa_key = tsa_key
+        return clone
+
+    @property
+    def tsa_certificate(self) -> x509.Certificate | None:
+        """The site TSA's certificate, ``None`` before :meth:`issue_tsa`."""
+        return self._tsa_certificate
+
+    @property
+    def tsa_chain(self) -> tuple[x509.Certificate, ...]:
+        """The TSA certificate's issuers up to the root."""
+        if self._tsa_certificate is None:
+            return ()
+        if self._root_key is not None and self._tsa_certificate.issuer == self._root.subject:
+            return (self._root,)
+        return self.chain
+
+    def timestamp_authority(self, *, clock=None):
+        """The site's RFC 3161 timestamping authority (:class:`.tsa.TimeStampAuthority`).
+
+        :raises PKIError: when the site has no TSA certificate yet.
+        """
+        from esign.plone.signing.tsa import TimeStampAuthority
+
+        if self._tsa_certificate is None or self._tsa_key is None:
+            raise PKIError("The site has no timestamping authority yet.")
+        return TimeStampAuthority(self._tsa_certificate, self._tsa_key, self.tsa_chain, clock=clock)
+
+    # -- revocation ----------------------------------------------------------------
+
+    def _record(self, certificate: x509.Certificate, *, kind: str) -> None:
+        if self.registry is not None:
+            self.registry.add(certificate, kind=kind)
+
+    def ocsp_responder(self, *, clock=None) -> OCSPResponder:
+        """The OCSP responder for certificates of the issuing CA, answering from the registry.
+
+        :raises PKIError: without a registry.
+        """
+        from esign.plone.signing.revocation import OCSPResponder
+
+        if self.registry is None:
+            raise PKIError("No registry of issued certificates: OCSP cannot answer.")
+        return OCSPResponder(self._issuing, self._issuing_key, self.registry, clock=clock)
+
+    def issuing_crl(
+        self, *, now: dt.datetime | None = None, next_update: dt.timedelta = dt.timedelta(days=1)
+    ) -> bytes:
+        """The issuing CA's CRL (DER): revoked certificates it issued, from the registry."""
+        from esign.plone.signing.revocation import build_crl
+
+        now = now or dt.datetime.now(dt.UTC)
+        # Without a registry nothing was recorded as revoked: an empty (but signed, current) CRL.
+        recorded = self.registry.revoked() if self.registry is not None else ()
+        revoked = [c for c in recorded if c.kind not in ("tsa", "ca") or self._root_key is None]
+        return build_crl(
+            self._issuing,
+            self._issuing_key,
+            revoked,
+            number=int(now.timestamp() * 1000),
+            this_update=now,
+            next_update=now + next_update,
+        )
+
+    def root_crl(
+        self, *, now: dt.datetime | None = None, next_update: dt.timedelta = dt.timedelta(days=7)
+    ) -> bytes | None:
+        """The root CA's CRL (DER) over what the root certified (issuing CA, TSA); ``None`` if imported."""
+        from esign.plone.signing.revocation import build_crl
+
+        if self._root_key is None:
+            return None
+        now = now or dt.datetime.now(dt.UTC)
+        revoked = [c for c in (self.registry.revoked() if self.registry else ()) if c.kind in ("tsa", "ca")]
+        return build_crl(
+            self._root,
+            self._root_key,
+            revoked,
+            number=int(now.timestamp() * 1000),
+            this_update=now,
+            next_update=now + next_update,
+        )
 
     # -- what the rest of the add-on reads ---------------------------------------
 
@@ -365,6 +604,11 @@ class SitePKI:
         return self._issuing
 
     @property
+    def issuing_key_label(self) -> str:
+        """Where the issuing CA key lives (a file, a token), for the control panel."""
+        return self._issuing_key.label
+
+    @property
     def chain(self) -> tuple[x509.Certificate, ...]:
         """Issuing CA, any intermediates, then the root: what a signature embeds."""
         return (self._issuing, *self._intermediates, self._root)
@@ -372,9 +616,12 @@ class SitePKI:
     def fingerprints(self) -> dict[str, str]:
         """SHA-256 fingerprints for the control panel.
 
-        :returns: ``{"root": "AB:CD:…", "issuing": "…"}``.
+        :returns: ``{"root": "AB:CD:…", "issuing": "…"}`` (and ``"tsa"`` when there is one).
         """
-        return {"root": _fingerprint(self._root), "issuing": _fingerprint(self._issuing)}
+        prints = {"root": _fingerprint(self._root), "issuing": _fingerprint(self._issuing)}
+        if self._tsa_certificate is not None:
+            prints["tsa"] = _fingerprint(self._tsa_certificate)
+        return prints
 
     def root_pem(self) -> bytes:
         """The root certificate as PEM, for download into a verifier's trust store.
@@ -398,16 +645,19 @@ class SitePKI:
         from esign.plone.signing.seal import build_seal_certificate
 
         try:
-            return build_seal_certificate(
+            certificate = build_seal_certificate(
                 organisation,
                 public_key,
                 issuer_certificate=self._issuing,
                 issuer_key=self._issuing_key,
                 validity=validity,
                 now=now,
+                publication=self.publication,
             )
         except (ValueError, TypeError) as exc:
             raise PKIError(f"The seal certificate cannot be issued: {exc}") from exc
+        self._record(certificate, kind="seal")
+        return certificate
 
     def issue_one_time_certificate(
         self,
@@ -426,11 +676,11 @@ class SitePKI:
             one signature is ever made with the key.
         :param organisation: subject ``O`` when not empty.
         :param now: issuing moment; defaults to the current time.
-        :returns: the certificate.
+        :returns: the certificate (recorded in the registry when there is one).
         :raises PKIError: when the identity cannot be put in a certificate or the CA key fails.
         """
         try:
-            return build_signature_certificate(
+            certificate = build_signature_certificate(
                 identity,
                 public_key,
                 issuer_certificate=self._issuing,
@@ -438,6 +688,42 @@ class SitePKI:
                 validity=validity,
                 organisation=organisation,
                 now=now,
+                publication=self.publication,
             )
         except (ValueError, TypeError, x509.ExtensionNotFound) as exc:
             raise PKIError(f"The signature certificate cannot be issued: {exc}") from exc
+        self._record(certificate, kind="signature")
+        return certificate
+
+
+def _file_key(path: Path, passphrase: bytes) -> SigningKey:
+    try:
+        key = serialization.load_pem_private_key(path.read_bytes(), password=passphrase)
+    except FileNotFoundError:
+        raise PKIError(
+            f"The key file {path.name} is missing (and no PKCS#11 token is configured for it)."
+        ) from None
+    except (OSError, ValueError, TypeError) as exc:
+        raise PKIError(f"The key {path.name} cannot be decrypted: wrong passphrase?") from exc
+    if not isinstance(key, (ec.EllipticCurvePrivateKey, rsa.RSAPrivateKey)):
+        raise PKIError("Only EC and RSA CA keys are supported.")
+    return SoftwareKey(key, label=path.name)
+
+
+def _token_key(config: Pkcs11Config, label: str) -> SigningKey:
+    from esign.plone.signing.pkcs11 import open_token_key
+
+    return open_token_key(config, label)
+
+
+def _name_attribute(certificate: x509.Certificate, oid: x509.ObjectIdentifier, default: str) -> str:
+    values = certificate.subject.get_attributes_for_oid(oid)
+    return str(values[0].value) if values else default
+
+
+def _organisation_of(certificate: x509.Certificate) -> str:
+    return _name_attribute(certificate, NameOID.ORGANIZATION_NAME, "E-underskrift")
+
+
+def _country_of(certificate: x509.Certificate) -> str:
+    return _name_attribute(certificate, NameOID.COUNTRY_NAME, "SE")

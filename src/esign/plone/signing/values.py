@@ -68,6 +68,11 @@ class SigningProfile:
     location: str | None = None
     #: Organisation named in certificates and in the signature.
     organisation: str = ""
+    #: PAdES level of the signature: "B-B", "B-T", "B-LT" (B-LTA is B-LT plus a document
+    #: timestamp once all have signed, so a signature itself is made as for B-LT).
+    level: str = "B-B"
+    #: Let pyHanko fetch revocation data of certificates not from the site CA (an external TSA's).
+    fetch_revocation: bool = False
 
 
 @dataclass(frozen=True)

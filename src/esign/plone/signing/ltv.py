@@ -1,0 +1,217 @@
+"""Long-term validity: timestamps, revocation data in the document, document timestamps.
+
+PAdES levels (EN 319 142-1), as this add-on makes them:
+
+* **B-B** — the signature alone (:func:`.pades.sign_pdf` without a timestamper).
+* **B-T** — plus a signature timestamp from an RFC 3161 TSA (the site's own or an external one).
+* **B-LT** — plus, right after each signature, a DSS with the certificates, OCSP responses
+  and CRLs of the signer's and the TSA's chains, collected while the one-time certificate
+  is still valid.
+* **B-LTA** — plus, once all have signed, a document timestamp over everything
+  (:func:`add_document_timestamp`). Before that timestamp's TSA certificate expires,
+  :func:`renew_archive_timestamp` adds the revocation data of the last timestamp and a new
+  document timestamp on top, so the chain of proof never lapses.
+
+The site CA's revocation data is made in process (OCSP responder and CRLs over the
+registry of issued certificates) and handed to pyHanko as local data; validation needs
+no network. The same responder and CRLs are published over HTTP for other validators.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import io
+from collections.abc import Callable, Sequence
+from typing import Any, BinaryIO, Literal
+
+from asn1crypto import x509 as asn1_x509
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
+from pyhanko.pdf_utils.reader import PdfFileReader
+from pyhanko.sign import signers, timestamps
+from pyhanko.sign.signers.pdf_signer import TimestampDSSContentSettings
+from pyhanko_certvalidator import ValidationContext
+
+from esign.plone.errors import ESignError, SigningError
+from esign.plone.signing.pki import SitePKI
+
+__all__ = [
+    "LEVELS",
+    "Level",
+    "add_document_timestamp",
+    "archive_timestamp_expiry",
+    "http_timestamper",
+    "local_timestamper",
+    "renew_archive_timestamp",
+    "validation_context",
+]
+
+Level = Literal["B-B", "B-T", "B-LT", "B-LTA"]
+LEVELS: tuple[Level, ...] = ("B-B", "B-T", "B-LT", "B-LTA")
+
+_CHUNK = 1024 * 1024
+# Room for a document timestamp token (TSA certificate and chain included) in hex digits.
+TIMESTAMP_BYTES_RESERVED = 2 * 8 * 1024
+
+
+def _asn1(certificate: x509.Certificate) -> asn1_x509.Certificate:
+    return asn1_x509.Certificate.load(certificate.public_bytes(serialization.Encoding.DER))
+
+
+@functools.lru_cache(maxsize=16)
+def http_timestamper(
+    url: str, *, username: str = "", password: str = "", timeout: float = 10.0
+) -> timestamps.TimeStamper:
+    """The RFC 3161 client for the TSA at ``url`` (the site's own or an external one).
+
+    One client per address is kept: pyHanko caches a sample token in it to size the
+    space the timestamp needs in the PDF.
+    """
+    auth = (username, password) if username else None
+    return timestamps.HTTPTimeStamper(url, timeout=timeout, auth=auth)
+
+
+class _LocalTimeStamper(timestamps.TimeStamper):
+    """The site TSA called without HTTP — for tools that run without a web server (benchmarks)."""
+
+    def __init__(self, respond: Callable[[bytes], bytes]) -> None:
+        super().__init__()
+        self._respond = respond
+
+    async def async_request_tsa_response(self, req, *args: Any, **kw: Any):  # type: ignore[override]
+        from asn1crypto import tsp
+
+        return tsp.TimeStampResp.load(self._respond(req.dump()))
+
+
+def local_timestamper(
+    pki: SitePKI, *, clock: Callable[[], dt.datetime] | None = None
+) -> timestamps.TimeStamper:
+    """A timestamper that asks the site TSA in this process (same responder as over HTTP)."""
+    return _LocalTimeStamper(pki.timestamp_authority(clock=clock).respond)
+
+
+def validation_context(
+    pki: SitePKI,
+    *,
+    moment: dt.datetime | None = None,
+    ocsps: Sequence[bytes] = (),
+    extra_trust_roots: Sequence[x509.Certificate] = (),
+    allow_fetching: bool = False,
+) -> ValidationContext:
+    """What pyHanko validates against when it collects revocation data for the DSS.
+
+    The site root is trusted; the site CA's CRLs (issuing and root) and the given OCSP
+    responses are handed in, so nothing is fetched for the site's own certificates.
+    ``allow_fetching`` lets pyHanko fetch revocation data of an external TSA's chain.
+
+    :param moment: validation time (default: now).
+    :param ocsps: DER OCSP responses to offer (e.g. for the one-time certificate just issued).
+    """
+    crls = [pki.issuing_crl(now=moment)]
+    root_crl = pki.root_crl(now=moment)
+    if root_crl is not None:
+        crls.append(root_crl)
+    others = [*pki.chain]
+    if pki.tsa_certificate is not None:
+        others.append(pki.tsa_certificate)
+    kw: dict[str, Any] = {}
+    if moment is not None:
+        kw["moment"] = moment
+    return ValidationContext(
+        trust_roots=[_asn1(c) for c in (pki.root_certificate, *extra_trust_roots)],
+        other_certs=[_asn1(c) for c in others],
+        crls=crls,
+        ocsps=list(ocsps),
+        allow_fetching=allow_fetching,
+        revocation_mode="hard-fail",
+        **kw,
+    )
+
+
+def _readable(source: BinaryIO | bytes) -> BinaryIO:
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        return io.BytesIO(source)
+    return source
+
+
+def add_document_timestamp(
+    source: BinaryIO | bytes,
+    output: BinaryIO,
+    *,
+    pki: SitePKI,
+    timestamper: timestamps.TimeStamper,
+    moment: dt.datetime | None = None,
+    allow_fetching: bool = False,
+) -> None:
+    """Bring a signed document to B-LTA: complete the DSS, then add a document timestamp.
+
+    :param source: the signed PDF (all signatures already at B-LT).
+    :param output: an empty, readable and seekable binary file the result is written to.
+    :raises SigningError: when the TSA or pyHanko fails; ``output`` is then incomplete
+        and must be thrown away (the caller keeps ``source``).
+    """
+    try:
+        writer = IncrementalPdfFileWriter(_readable(source), strict=False)
+        writer.IO_CHUNK_SIZE = _CHUNK
+        context = validation_context(pki, moment=moment, allow_fetching=allow_fetching)
+        signers.PdfTimeStamper(timestamper).timestamp_pdf(
+            writer,
+            "sha256",
+            validation_context=context,
+            bytes_reserved=TIMESTAMP_BYTES_RESERVED,
+            output=output,
+            chunk_size=_CHUNK,
+            # The revocation data of the timestamp's own TSA chain goes into the DSS
+            # after it, ready for the next archive timestamp.
+            dss_settings=TimestampDSSContentSettings(include_vri=False),
+        )
+    except ESignError:
+        raise
+    except Exception as exc:
+        raise SigningError(f"The document timestamp could not be added: {exc}") from exc
+
+
+def archive_timestamp_expiry(source: BinaryIO | bytes) -> dt.datetime | None:
+    """When the TSA certificate of the document's last document timestamp expires.
+
+    :returns: the expiry (UTC), or ``None`` when the document has no document timestamp.
+    :raises SigningError: when the document cannot be read.
+    """
+    try:
+        reader = PdfFileReader(_readable(source), strict=False)
+        stamps = [s for s in reader.embedded_signatures if s.sig_object.get("/Type") == "/DocTimeStamp"]
+    except Exception as exc:
+        raise SigningError(f"The document cannot be read: {exc}") from exc
+    if not stamps:
+        return None
+    last = max(stamps, key=lambda s: s.signed_revision)
+    certificate = last.signer_cert
+    return certificate["tbs_certificate"]["validity"]["not_after"].native
+
+
+def renew_archive_timestamp(
+    source: BinaryIO | bytes,
+    output: BinaryIO,
+    *,
+    pki: SitePKI,
+    timestamper: timestamps.TimeStamper,
+    moment: dt.datetime | None = None,
+    allow_fetching: bool = False,
+) -> None:
+    """Add the last timestamp's revocation data and a new document timestamp (archival renewal).
+
+    :raises SigningError: when the last timestamp no longer validates or the TSA fails.
+    """
+    try:
+        reader = PdfFileReader(_readable(source), strict=False)
+        context = validation_context(pki, moment=moment, allow_fetching=allow_fetching)
+        signers.PdfTimeStamper(timestamper).update_archival_timestamp_chain(
+            reader, context, in_place=False, output=output, chunk_size=_CHUNK
+        )
+    except ESignError:
+        raise
+    except Exception as exc:
+        raise SigningError(f"The archive timestamp could not be renewed: {exc}") from exc
