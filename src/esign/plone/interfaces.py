@@ -171,6 +171,86 @@ class IESignSettings(Interface):
         required=False,
     )
 
+    pades_level = schema.Choice(
+        title=_("label_pades_level", default="Signature level (PAdES)"),
+        description=_(
+            "help_pades_level",
+            default="B-LTA (recommended) keeps signed documents verifiable for decades: every signature "
+            "gets a timestamp and the revocation data of its certificates, and the finished document a "
+            "document timestamp that is renewed before it expires. B-B has no timestamp at all.",
+        ),
+        values=("B-B", "B-T", "B-LT", "B-LTA"),
+        default="B-LTA",
+        required=True,
+    )
+
+    tsa_url = schema.TextLine(
+        title=_("label_tsa_url", default="Timestamping authority (TSA) address"),
+        description=_(
+            "help_tsa_url",
+            default="An RFC 3161 TSA, e.g. https://tsa.example.se/tsa. Empty: the site's own TSA "
+            "(certified by the site CA, also served at <site>/esign-pki/tsa).",
+        ),
+        required=False,
+    )
+
+    tsa_username = schema.TextLine(
+        title=_("label_tsa_username", default="TSA user name (optional)"),
+        required=False,
+    )
+
+    tsa_password = schema.Password(
+        title=_("label_tsa_password", default="TSA password (optional)"),
+        description=_("help_tsa_password", default="Or set ESIGN_TSA_PASSWORD in the environment."),
+        required=False,
+    )
+
+    tsa_certificate_years = schema.Int(
+        title=_("label_tsa_certificate_years", default="Validity of the site TSA's certificate (years)"),
+        default=6,
+        min=1,
+        max=20,
+        required=True,
+    )
+
+    archive_renewal_days = schema.Int(
+        title=_(
+            "label_archive_renewal_days",
+            default="Renew document timestamps this many days before they expire",
+        ),
+        description=_(
+            "help_archive_renewal_days",
+            default="The scheduled esign-tick run adds a new archive timestamp to signed documents whose "
+            "last timestamp's certificate expires within this many days.",
+        ),
+        default=365,
+        min=1,
+        max=3650,
+        required=True,
+    )
+
+    signature_page = schema.Bool(
+        title=_("label_signature_page", default="Add a signature page (Underskriftssida)"),
+        description=_(
+            "help_signature_page",
+            default="On sending, a page with the case number, the document title, the original's SHA-256 "
+            "and one signature field per signer is appended to the document.",
+        ),
+        default=True,
+        required=False,
+    )
+
+    visible_signatures = schema.Bool(
+        title=_("label_visible_signatures", default="Visible signature stamps"),
+        description=_(
+            "help_visible_signatures",
+            default="Each signer's field on the signature page shows name, time, case number and method. "
+            "Off: signatures are invisible (the page still lists the signers).",
+        ),
+        default=True,
+        required=False,
+    )
+
 
 class IESignInternal(Interface):
     """Records the add-on keeps for itself (registry prefix ``esign.internal``)."""

@@ -55,3 +55,10 @@ def uninstall(context) -> None:
     Installing again creates a new PKI folder and root.
     """
     logger.info("esign.plone uninstalled; the site PKI files were kept.")
+
+
+def ensure_trust_services(context=None) -> None:
+    """Upgrade 1003: give an existing site CA its timestamping authority."""
+    from esign.plone.sitepki import ensure_tsa
+
+    ensure_tsa()
