@@ -47,6 +47,8 @@ EVENTS = (
     "completed",
     "downloaded",
     "email_corrected",
+    "archive_timestamped",
+    "archive_timestamp_renewed",
 )
 
 #: The officer's words for each event.
@@ -68,6 +70,8 @@ LABELS = {
     "completed": "Alla har undertecknat",
     "downloaded": "Dokumentet hämtat",
     "email_corrected": "E-postadress rättad",
+    "archive_timestamped": "Arkivtidsstämpel tillagd (PAdES B-LTA)",
+    "archive_timestamp_renewed": "Arkivtidsstämpel förnyad",
 }
 
 #: Keys that would carry an identity number; a caller passing one is a bug.

@@ -18,7 +18,7 @@ from esign.plone import audit
 from esign.plone.content.identifiers import mask_personal_number
 from esign.plone.errors import ESignError, NotAuthenticated, NotFound
 from esign.plone.identity import sessions
-from esign.plone.workflow import journey
+from esign.plone.workflow import cases, journey
 from esign.plone.workflow.links import resolve_link
 
 
@@ -241,7 +241,7 @@ class SignerDocument(SignerView):
     def handle(self):
         session = sessions.require_session(self.request)
         case, record = journey.signer_case(session, self.request.form.get("case"))
-        document = case.signed_document or case.document
+        document = cases.working_document(case)
         audit.record(case, "document_viewed", actor=audit.actor_for_signer(record))
         set_headers(document, self.request.response)
         self.request.response.setHeader("Content-Disposition", "inline")

@@ -74,6 +74,15 @@ class SigningCase(Item):
     signed_document = None
     #: The sealed "Signeringsbevis" (a NamedBlobFile), made on completion.
     evidence_document = None
+    #: The document as sent: the original plus the signature page (a NamedBlobFile), or
+    #: ``None`` when the site adds no signature page.
+    prepared_document = None
+    #: Signature field names on the signature page, in signer order (a tuple), or ``None``.
+    signature_fields = None
+    #: When the TSA certificate of the last document timestamp expires (aware datetime).
+    archive_timestamp_expiry = None
+    #: When the archive timestamp was last renewed (aware datetime), ``None`` before that.
+    archive_renewed_at = None
 
     def esign_ready_to_send(self) -> bool:
         """Guard of the "send" transition: a PDF and at least one signer."""

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import hashlib
 import uuid
 from collections.abc import Iterable
 
@@ -32,7 +33,7 @@ from esign.plone.errors import (
 from esign.plone.events import SignatureAdded
 from esign.plone.signing import sign_pdf, validate_pdf
 from esign.plone.signing.values import SignatureResult, SigningProfile, ValidationReport, VerifiedIdentity
-from esign.plone.sitepki import site_pki
+from esign.plone.sitepki import site_pki, site_timestamper, uses_external_tsa
 
 DRAFT = "draft"
 AWAITING = "awaiting_signature"
@@ -135,8 +136,51 @@ def freeze(case) -> None:
         case.manage_setLocalRoles(record.principal_id, ["Signer"])
     case.signer_records = records
     case.signed_document = None
+    prepare_document(case)
     case.reindexObjectSecurity()
     case.reindexObject(idxs=["esign_signer_keys"])
+
+
+def prepare_document(case) -> None:
+    """Append the signature page ("Underskriftssida") with one empty field per signer.
+
+    Made once, on "send", before any signature; every signer then signs into their own
+    field. Without a signature page (site setting) the original is signed as it is.
+    """
+    from esign.plone.signing.sigpage import PageSigner, SignaturePage, add_signature_page, field_names
+
+    case.prepared_document = None
+    case.signature_fields = None
+    if not api.portal.get_registry_record("esign.signature_page", default=True):
+        return
+    records = list(case.signer_records or ())
+    names = field_names(len(records))
+    page = SignaturePage(
+        case_number=case.case_number or case.getId(),
+        title=case.title,
+        document_sha256=original_sha256(case),
+        signers=tuple(PageSigner(field_name=n, name=r.name) for n, r in zip(names, records, strict=True)),
+        organisation=api.portal.get_registry_record("esign.organisation_name", default="") or "",
+    )
+    prepared = NamedBlobFile(contentType="application/pdf", filename=getattr(case.document, "filename", None))
+    with case.document.open() as reader, prepared.open("r+") as writer:
+        fields = add_signature_page(reader, writer, page=page)
+    case.prepared_document = prepared
+    case.signature_fields = tuple(fields)
+
+
+def original_sha256(case) -> str:
+    """SHA-256 (hex) of the document the officer uploaded."""
+    digest = hashlib.sha256()
+    with case.document.open() as reader:
+        for chunk in iter(lambda: reader.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def working_document(case):
+    """The document as it stands: with the signatures so far, else as sent, else the original."""
+    return case.signed_document or case.prepared_document or case.document
 
 
 def unfreeze(case) -> None:
@@ -146,6 +190,8 @@ def unfreeze(case) -> None:
         case.manage_delLocalRoles(principals)
     case.signer_records = None
     case.signed_document = None
+    case.prepared_document = None
+    case.signature_fields = None
     case.reindexObjectSecurity()
     case.reindexObject(idxs=["esign_signer_keys"])
 
@@ -167,8 +213,14 @@ def is_locked_signed(case) -> bool:
 # -- signing -------------------------------------------------------------------
 
 
+def pades_level() -> str:
+    return api.portal.get_registry_record("esign.pades_level", default="B-LTA") or "B-LTA"
+
+
 def signing_profile(*, field_name: str | None = None) -> SigningProfile:
     return SigningProfile(
+        level=pades_level(),
+        fetch_revocation=uses_external_tsa(),
         key_algorithm=api.portal.get_registry_record("esign.key_algorithm", default="ec-p256"),
         certificate_validity=dt.timedelta(
             minutes=api.portal.get_registry_record("esign.certificate_validity_minutes", default=10)
@@ -234,14 +286,24 @@ def sign_case(
         # Staff are named by HSA-id on the case; their certificate's serialNumber is
         # that HSA-id, even when the IdP also vouched for a personnummer.
         identity = dataclasses.replace(identity, personal_number=None)
-    source = case.signed_document or case.document
+    source = working_document(case)
     signed = NamedBlobFile(contentType="application/pdf", filename=_signed_filename(case))
-    profile = signing_profile(field_name=f"Signature{len(signatures_made(case)) + 1}")
+    field_name, stamp = _field_and_stamp(case, record, identity)
+    profile = signing_profile(field_name=field_name)
+    timestamper = site_timestamper() if profile.level != "B-B" else None
     # "r+", not "w": the engine reads back what it wrote (the new revision's
     # cross-references), and a write-only blob would make it build the whole
     # signed file in memory first.
     with source.open() as reader, signed.open("r+") as writer:
-        result = sign_pdf(reader, writer, identity=identity, pki=site_pki(), profile=profile)
+        result = sign_pdf(
+            reader,
+            writer,
+            identity=identity,
+            pki=site_pki(),
+            profile=profile,
+            timestamper=timestamper,
+            stamp=stamp,
+        )
 
     case.signed_document = signed
     record.status = SIGNED
@@ -277,6 +339,8 @@ def sign_case(
     notify(SignatureAdded(case, record))
 
     if all(r.status == SIGNED for r in case.signer_records):
+        if profile.level == "B-LTA":
+            add_archive_timestamp(case)
         with api.env.adopt_roles(["Manager"]):
             api.content.transition(obj=case, transition="complete")
     else:
@@ -284,6 +348,75 @@ def sign_case(
 
         invite_due_signers(case)
     return result
+
+
+def _field_and_stamp(case, record: SignerRecord, identity: VerifiedIdentity):
+    """The signer's own field on the signature page and what its stamp says (or a new invisible field)."""
+    fields = case.signature_fields
+    if not fields:
+        return f"Signature{len(signatures_made(case)) + 1}", None
+    field_name = fields[list(case.signer_records).index(record)]
+    if not api.portal.get_registry_record("esign.visible_signatures", default=True):
+        return field_name, None
+    from esign.plone.signing.sigpage import StampText
+
+    stamp = StampText(
+        signer_name=record.name,
+        signed_at=dt.datetime.now(dt.UTC),
+        case_number=case.case_number or case.getId(),
+        method=identity.context.method,
+    )
+    return field_name, stamp
+
+
+def add_archive_timestamp(case, *, moment: dt.datetime | None = None) -> None:
+    """B-LTA: a document timestamp over the finished document (and its DSS).
+
+    Also used to renew it (:func:`renew_archive_timestamp`) before its TSA certificate expires.
+    """
+    from esign.plone.signing.ltv import add_document_timestamp, archive_timestamp_expiry
+
+    stamped = NamedBlobFile(contentType="application/pdf", filename=_signed_filename(case))
+    with case.signed_document.open() as reader, stamped.open("r+") as writer:
+        add_document_timestamp(
+            reader,
+            writer,
+            pki=site_pki(),
+            timestamper=site_timestamper(),
+            moment=moment,
+            allow_fetching=uses_external_tsa(),
+        )
+    case.signed_document = stamped
+    with stamped.open() as reader:
+        case.archive_timestamp_expiry = archive_timestamp_expiry(reader)
+    audit.record(case, "archive_timestamped", actor="system", tsa_expires=_iso(case.archive_timestamp_expiry))
+
+
+def renew_archive_timestamp(case, *, moment: dt.datetime | None = None) -> None:
+    """Archival renewal: the last timestamp's revocation data plus a new document timestamp on top."""
+    from esign.plone.signing.ltv import archive_timestamp_expiry
+    from esign.plone.signing.ltv import renew_archive_timestamp as renew
+
+    renewed = NamedBlobFile(contentType="application/pdf", filename=_signed_filename(case))
+    with case.signed_document.open() as reader, renewed.open("r+") as writer:
+        renew(
+            reader,
+            writer,
+            pki=site_pki(),
+            timestamper=site_timestamper(),
+            moment=moment,
+            allow_fetching=uses_external_tsa(),
+        )
+    case.signed_document = renewed
+    with renewed.open() as reader:
+        case.archive_timestamp_expiry = archive_timestamp_expiry(reader)
+    audit.record(
+        case, "archive_timestamp_renewed", actor="system", tsa_expires=_iso(case.archive_timestamp_expiry)
+    )
+
+
+def _iso(moment: dt.datetime | None) -> str:
+    return moment.isoformat() if moment else ""
 
 
 def decline_case(case, *, signer_id: str, reason: str = "") -> None:

@@ -195,7 +195,8 @@ def pending_cases(session: SignerSession) -> list[tuple]:
 
 
 def document_sha256(case) -> str:
-    with case.document.open() as reader:
+    """SHA-256 of the document the signer is about to sign (as it stands now)."""
+    with cases.working_document(case).open() as reader:
         digest = hashlib.sha256()
         for chunk in iter(lambda: reader.read(1 << 20), b""):
             digest.update(chunk)

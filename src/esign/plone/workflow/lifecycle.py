@@ -228,6 +228,50 @@ def expire_due(*, now: dt.datetime | None = None) -> list[str]:
     return expired
 
 
+# -- archival renewal of document timestamps ---------------------------------------
+
+#: A document just renewed is not renewed again for this long, even if an external TSA's
+#: certificate is itself about to expire (the next run after that will try again).
+RENEWAL_PAUSE = dt.timedelta(days=30)
+
+
+def renewal_margin() -> dt.timedelta:
+    return dt.timedelta(days=api.portal.get_registry_record("esign.archive_renewal_days", default=365) or 365)
+
+
+def renew_archive_timestamps(*, now: dt.datetime | None = None) -> list[str]:
+    """Renew the document timestamp of every signed case whose TSA certificate expires within the margin.
+
+    First the site TSA gets a fresh certificate if its own runs out within the margin,
+    so the new timestamps last. Idempotent: a renewed case is not due again for years.
+
+    :returns: the UIDs of the cases renewed by this call.
+    """
+    from esign.plone.sitepki import ensure_tsa, uses_external_tsa
+
+    now = _aware(now)
+    margin = renewal_margin()
+    if not uses_external_tsa():
+        ensure_tsa(now=now)
+    renewed = []
+    brains = api.content.find(portal_type="SigningCase", review_state="signed", unrestricted=True)
+    for brain in brains:
+        case = brain._unrestrictedGetObject()
+        expiry = getattr(case, "archive_timestamp_expiry", None)
+        if expiry is None or expiry - margin > now:
+            continue
+        last = getattr(case, "archive_renewed_at", None)
+        if last is not None and now - last < RENEWAL_PAUSE:
+            continue
+        cases.renew_archive_timestamp(case, moment=now)
+        case.archive_renewed_at = now
+        renewed.append(case.UID())
+        logger.info(
+            "Case %s: archive timestamp renewed (next expiry %s)", case.UID(), case.archive_timestamp_expiry
+        )
+    return renewed
+
+
 def case_expired(case, event) -> None:
     """After "expire": links die, the officer is told."""
     if getattr(event, "action", None) != "expire":
@@ -337,13 +381,16 @@ def tick(*, now: dt.datetime | None = None) -> dict:
     :func:`esign.plone.notify.mail.record_deliveries`).
     Nothing is committed here: the caller (the view, the console script) decides.
 
-    :returns: ``{"expired": [UID, ...], "reminded": n, "deliveries": n}``.
+    Signed documents whose archive timestamp is due get a new one (B-LTA renewal).
+
+    :returns: ``{"expired": [UID, ...], "reminded": n, "deliveries": n, "renewed": [UID, ...]}``.
     """
     now = _aware(now)
     return {
         "expired": expire_due(now=now),
         "reminded": remind_due(now=now),
         "deliveries": _mail().record_deliveries(),
+        "renewed": renew_archive_timestamps(now=now),
     }
 
 
