@@ -9,6 +9,7 @@ both the OCSP answers and the next CRL.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from collections.abc import Iterator
 
@@ -20,19 +21,9 @@ from plone import api
 from zope.annotation.interfaces import IAnnotations
 
 from esign.plone.errors import PKIError
-from esign.plone.signing.revocation import IssuedCertificate
+from esign.plone.signing.revocation import REVOCATION_REASONS, IssuedCertificate
 
 KEY = "esign.plone.issued-certificates"
-REASONS = (
-    "unspecified",
-    "key_compromise",
-    "ca_compromise",
-    "affiliation_changed",
-    "superseded",
-    "cessation_of_operation",
-    "certificate_hold",
-    "privilege_withdrawn",
-)
 
 
 class SiteCertificateRegistry:
@@ -85,13 +76,14 @@ class SiteCertificateRegistry:
     def revoke(
         self, serial: int, *, reason: str = "unspecified", at: dt.datetime | None = None
     ) -> IssuedCertificate:
-        if reason not in REASONS:
+        if reason not in REVOCATION_REASONS:
             raise PKIError(f"Unknown revocation reason {reason!r}.")
         entry = self._entry(serial)
         if entry is None:
             raise PKIError(f"The site CA has not issued a certificate with serial {serial:x}.")
         if entry["revoked_at"] is None:
-            entry["revoked_at"] = at or dt.datetime.now(dt.UTC)
+            revoked = _issued(entry).with_revocation(reason=reason, at=at or dt.datetime.now(dt.UTC))
+            entry["revoked_at"] = revoked.revoked_at
             entry["reason"] = reason
             self._root(create=True)["revoked"][f"{serial:x}"] = True
         return _issued(entry)
@@ -110,6 +102,7 @@ class SiteCertificateRegistry:
 
 def _issued(entry) -> IssuedCertificate:
     certificate = x509.load_der_x509_certificate(entry["der"])
-    return IssuedCertificate.from_certificate(
-        certificate, kind=entry["kind"], revoked_at=entry["revoked_at"], revocation_reason=entry["reason"]
-    )
+    issued = IssuedCertificate.from_certificate(certificate, kind=entry["kind"])
+    if entry["revoked_at"] is None:
+        return issued
+    return dataclasses.replace(issued, revoked_at=entry["revoked_at"], revocation_reason=entry["reason"])

@@ -13,9 +13,6 @@ the answers come from :mod:`esign.plone.signing`.
 
 from __future__ import annotations
 
-import base64
-import binascii
-
 from cryptography.hazmat.primitives import serialization
 from Products.Five.browser import BrowserView
 from zExceptions import NotFound
@@ -42,8 +39,9 @@ class TrustServices(BrowserView):
     def publishTraverse(self, request, name):
         if self.service is None:
             self.service = name
-        elif self.service == "ocsp" and self.argument is None:
-            self.argument = name
+        elif self.service == "ocsp":
+            # Base64 may contain "/", which the publisher splits into path segments.
+            self.argument = name if self.argument is None else f"{self.argument}/{name}"
         else:
             raise NotFound(name)
         return self
@@ -104,11 +102,9 @@ class TrustServices(BrowserView):
     def _ocsp(self) -> bytes:
         from esign.plone.signing.revocation import OCSP_RESPONSE
 
+        responder = site_pki().ocsp_responder()
         if self.argument is not None:
-            try:
-                body = base64.b64decode(self.argument.replace("%2B", "+").replace("%2F", "/"), validate=False)
-            except (binascii.Error, ValueError):
-                body = b"\x00"
+            return self._answer(responder.respond_to_get(self.argument), OCSP_RESPONSE)
         else:
             body = self._body()
             if body is None:
@@ -116,7 +112,7 @@ class TrustServices(BrowserView):
                 return self._refuse(
                     "POST an OCSP request (application/ocsp-request) or GET /ocsp/<base64>.", 405
                 )
-        return self._answer(site_pki().ocsp_responder().respond(body), OCSP_RESPONSE)
+        return self._answer(responder.respond(body), OCSP_RESPONSE)
 
     def _issuing_crl(self) -> bytes:
         return self._answer(site_pki().issuing_crl(), "application/pkix-crl", max_age=300)
