@@ -161,6 +161,7 @@ def prepare_document(case) -> None:
         document_sha256=original_sha256(case),
         signers=tuple(PageSigner(field_name=n, name=r.name) for n, r in zip(names, records, strict=True)),
         organisation=api.portal.get_registry_record("esign.organisation_name", default="") or "",
+        invisible_signatures=not api.portal.get_registry_record("esign.visible_signatures", default=True),
     )
     prepared = NamedBlobFile(contentType="application/pdf", filename=getattr(case.document, "filename", None))
     with case.document.open() as reader, prepared.open("r+") as writer:
