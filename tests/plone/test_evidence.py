@@ -8,8 +8,10 @@ import subprocess
 from pathlib import Path
 
 import pytest
+import transaction
 from plone import api
 from plone.app.testing import login, logout
+from plone.namedfile.file import NamedBlobFile
 from zExceptions import NotFound, Unauthorized
 
 from esign.plone import api as esign
@@ -27,6 +29,19 @@ def _sign(case, row) -> None:
     esign.sign_case(
         case, signer_id=record.signer_id, identity=identity_of(row), evidence={"order_ref": "order-0001"}
     )
+
+
+def _pdf() -> bytes:
+    import io
+
+    from reportlab.pdfgen import canvas
+
+    buffer = io.BytesIO()
+    page = canvas.Canvas(buffer)
+    page.drawString(72, 760, "Avtal")
+    page.showPage()
+    page.save()
+    return buffer.getvalue()
 
 
 def _text(path: Path) -> str:
@@ -95,7 +110,22 @@ def test_the_evidence_states_the_audit_trails_head_hash_at_completion(signed_cas
     assert audit.verify(signed_case).ok
 
 
-def test_pdfsig_validates_the_sites_seal_on_the_evidence(signed_case, evidence_file):
+def test_pdfsig_validates_the_sites_seal_on_the_evidence(functional_portal, tmp_path):
+    with api.env.adopt_roles(["Manager"]):
+        case = api.content.create(
+            container=functional_portal,
+            type="SigningCase",
+            title="Avtal",
+            information_class="K2",
+            document=NamedBlobFile(_pdf(), filename="avtal.pdf", contentType="application/pdf"),
+            signers=[dict(ANNA), dict(BERTIL)],
+        )
+        esign.send_case(case)
+        _sign(case, ANNA)
+        _sign(case, BERTIL)
+    transaction.commit()  # pdfsig asks the site's OCSP responder about the seal certificate
+    evidence_file = tmp_path / "evidence.pdf"
+    evidence_file.write_bytes(case.evidence_document.data)
     (seal,) = pdfsig(evidence_file, site_pki().root_certificate)
     assert seal["signature"] == "Signature is Valid."
     assert seal["certificate"] == "Certificate is Trusted."

@@ -64,8 +64,8 @@ def _passphrase(directory: Path) -> bytes:
 
 
 def hsm_config():
-    """The PKCS#11 token configured in the environment, or ``None``."""
-    if not os.environ.get("ESIGN_PKCS11_MODULE"):
+    """The PKCS#11 token configured in the environment (``ESIGN_PKCS11_*``), or ``None``."""
+    if not any(name.startswith("ESIGN_PKCS11_") for name in os.environ):
         return None
     from esign.plone.signing.pkcs11 import Pkcs11Config
 

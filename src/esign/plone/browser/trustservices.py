@@ -2,6 +2,7 @@
 
 ``<site>/esign-pki/tsa``          POST application/timestamp-query → timestamp-reply (RFC 3161)
 ``<site>/esign-pki/ocsp``         POST application/ocsp-request, or GET ``/ocsp/<base64>`` (RFC 6960)
+``<site>/esign-pki/root-ocsp``    the same for certificates the root signs (the TSA's)
 ``<site>/esign-pki/issuing.crl``  the issuing CA's CRL (DER)
 ``<site>/esign-pki/root.crl``     the root CA's CRL (DER)
 ``<site>/esign-pki/root.crt``, ``issuing.crt``, ``tsa.crt``  the certificates (DER)
@@ -39,7 +40,7 @@ class TrustServices(BrowserView):
     def publishTraverse(self, request, name):
         if self.service is None:
             self.service = name
-        elif self.service == "ocsp":
+        elif self.service in ("ocsp", "root-ocsp"):
             # Base64 may contain "/", which the publisher splits into path segments.
             self.argument = name if self.argument is None else f"{self.argument}/{name}"
         else:
@@ -50,6 +51,7 @@ class TrustServices(BrowserView):
         handler = {
             "tsa": self._tsa,
             "ocsp": self._ocsp,
+            "root-ocsp": self._root_ocsp,
             "issuing.crl": self._issuing_crl,
             "root.crl": self._root_crl,
             "root.crt": self._root_certificate,
@@ -99,12 +101,23 @@ class TrustServices(BrowserView):
             raise PKIError("The site has no TSA certificate.")
         return self._answer(pki.timestamp_authority().respond(body), TIMESTAMP_REPLY)
 
-    def _ocsp(self) -> bytes:
+    def _root_ocsp(self) -> bytes:
+        responder = site_pki().root_ocsp_responder()
+        if responder is None:
+            raise NotFound("root-ocsp")
+        return self._ocsp(responder, "root-ocsp")
+
+    def _ocsp(self, responder=None, name: str = "ocsp") -> bytes:
         from esign.plone.signing.revocation import OCSP_RESPONSE
 
-        responder = site_pki().ocsp_responder()
+        responder = responder or site_pki().ocsp_responder()
         if self.argument is not None:
-            return self._answer(responder.respond_to_get(self.argument), OCSP_RESPONSE)
+            # The publisher drops empty path segments, and base64 may hold "//": read the
+            # whole request path rather than the traversed names.
+            path = self.request.get("PATH_INFO", "") or ""
+            marker = f"/esign-pki/{name}/"
+            encoded = path[path.index(marker) + len(marker) :] if marker in path else self.argument
+            return self._answer(responder.respond_to_get(encoded), OCSP_RESPONSE)
         else:
             body = self._body()
             if body is None:

@@ -205,9 +205,8 @@ def collect_evidence(case, *, now: dt.datetime | None = None) -> CaseEvidence:
         document_filename=redact(case.document.filename),
         original_sha256=_sha256(case.document),
         signed_filename=redact(case.signed_document.filename),
-        # The last signature reported the hash of the file it wrote: no need to read it again.
-        signed_sha256=max(records, key=lambda r: r.signed_at).document_sha256
-        or _sha256(case.signed_document),
+        # Read again: after the last signature came the DSS and the document timestamp (B-LTA).
+        signed_sha256=_sha256(case.signed_document) or _sha256(case.signed_document),
         signers=tuple(signers),
         completed_at=completed.timestamp if completed else None,
         audit_count=verification.count,

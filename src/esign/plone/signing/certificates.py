@@ -129,17 +129,31 @@ def with_publication(
 ) -> x509.CertificateBuilder:
     """Add where revocation data and the issuer's certificate are published.
 
-    End-entity certificates of the issuing CA point at its OCSP responder and CRL;
-    certificates the root signs (the issuing CA, the TSA) at the root's CRL.
+    End-entity certificates of the issuing CA point at its OCSP responder and its CRL.
+    Certificates the root signs (the TSA's) point at the root's OCSP responder only:
+    each TSA certificate then gets its status one by one, so a validator years later
+    can be given the current status of the newest TSA certificate without that
+    answer also speaking for an older, expired one (which would stop the ETSI
+    "time slide" from going back to when the older one was valid).
     """
     if publication is None:
         return builder
-    crl_url = publication.root_crl_url if issued_by_root else publication.crl_url
+    if issued_by_root:
+        access = [
+            x509.AccessDescription(
+                AuthorityInformationAccessOID.OCSP, x509.UniformResourceIdentifier(publication.root_ocsp_url)
+            ),
+            x509.AccessDescription(
+                AuthorityInformationAccessOID.CA_ISSUERS,
+                x509.UniformResourceIdentifier(publication.root_certificate_url),
+            ),
+        ]
+        return builder.add_extension(x509.AuthorityInformationAccess(access), critical=False)
     builder = builder.add_extension(
         x509.CRLDistributionPoints(
             [
                 x509.DistributionPoint(
-                    full_name=[x509.UniformResourceIdentifier(crl_url)],
+                    full_name=[x509.UniformResourceIdentifier(publication.crl_url)],
                     relative_name=None,
                     reasons=None,
                     crl_issuer=None,
@@ -150,19 +164,13 @@ def with_publication(
     )
     access = [
         x509.AccessDescription(
+            AuthorityInformationAccessOID.OCSP, x509.UniformResourceIdentifier(publication.ocsp_url)
+        ),
+        x509.AccessDescription(
             AuthorityInformationAccessOID.CA_ISSUERS,
-            x509.UniformResourceIdentifier(
-                publication.root_certificate_url if issued_by_root else publication.ca_issuers_url
-            ),
-        )
+            x509.UniformResourceIdentifier(publication.ca_issuers_url),
+        ),
     ]
-    if not issued_by_root:
-        access.insert(
-            0,
-            x509.AccessDescription(
-                AuthorityInformationAccessOID.OCSP, x509.UniformResourceIdentifier(publication.ocsp_url)
-            ),
-        )
     return builder.add_extension(x509.AuthorityInformationAccess(access), critical=False)
 
 

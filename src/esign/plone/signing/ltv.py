@@ -98,6 +98,7 @@ def validation_context(
     *,
     moment: dt.datetime | None = None,
     ocsps: Sequence[bytes] = (),
+    tsa_certificates: Sequence[x509.Certificate] = (),
     extra_trust_roots: Sequence[x509.Certificate] = (),
     allow_fetching: bool = False,
 ) -> ValidationContext:
@@ -109,14 +110,21 @@ def validation_context(
 
     :param moment: validation time (default: now).
     :param ocsps: DER OCSP responses to offer (e.g. for the one-time certificate just issued).
+    :param tsa_certificates: TSA certificates whose status to offer besides the site TSA's
+        current one (the one of the timestamp an archival renewal covers).
     """
-    crls = [pki.issuing_crl(now=moment)]
+    # The one-time certificates get their status by OCSP, one by one, capped at their
+    # expiry. The issuing CA's CRL is offered only without a registry (no OCSP): a CRL
+    # made years later "covers" every certificate of that CA, expired ones included, and
+    # validators would take it as their status and slide no further back than it.
+    crls = [] if pki.registry is not None else [pki.issuing_crl(now=moment)]
     root_crl = pki.root_crl(now=moment)
     if root_crl is not None:
         crls.append(root_crl)
     others = [*pki.chain]
-    if pki.tsa_certificate is not None:
-        others.append(pki.tsa_certificate)
+    tsa = [c for c in (pki.tsa_certificate, *tsa_certificates) if c is not None]
+    others.extend(tsa)
+    ocsps = [*ocsps, *pki.tsa_status(tsa)]
     kw: dict[str, Any] = {}
     if moment is not None:
         kw["moment"] = moment
@@ -192,6 +200,14 @@ def archive_timestamp_expiry(source: BinaryIO | bytes) -> dt.datetime | None:
     return certificate["tbs_certificate"]["validity"]["not_after"].native
 
 
+def _document_timestamp_certificates(reader: PdfFileReader) -> list[x509.Certificate]:
+    return [
+        x509.load_der_x509_certificate(s.signer_cert.dump())
+        for s in reader.embedded_signatures
+        if s.sig_object.get("/Type") == "/DocTimeStamp"
+    ]
+
+
 def renew_archive_timestamp(
     source: BinaryIO | bytes,
     output: BinaryIO,
@@ -207,7 +223,12 @@ def renew_archive_timestamp(
     """
     try:
         reader = PdfFileReader(_readable(source), strict=False)
-        context = validation_context(pki, moment=moment, allow_fetching=allow_fetching)
+        context = validation_context(
+            pki,
+            moment=moment,
+            tsa_certificates=_document_timestamp_certificates(reader),
+            allow_fetching=allow_fetching,
+        )
         signers.PdfTimeStamper(timestamper).update_archival_timestamp_chain(
             reader, context, in_place=False, output=output, chunk_size=_CHUNK
         )

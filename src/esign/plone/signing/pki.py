@@ -238,7 +238,12 @@ class SitePKI:
         issuing_key: SigningKey | None = None,
         publication: PublicationPoints | None = None,
     ) -> SitePKI:
-        """Make a new root CA (20 years) and issuing CA (10 years) and store them.
+        """Make a new root CA (30 years) and issuing CA (20 years) and store them.
+
+        Longer than signed documents are kept (retention, default 10 years): pyHanko's
+        AdES validation treats an expired CA certificate in the signer's chain as a chain
+        failure that no document timestamp can repair, while an expired one-time or TSA
+        certificate is covered by the archive timestamps.
 
         :param directory: where to write ``root.pem``, ``root-key.pem``, ``issuing.pem``
             and ``issuing-key.pem``; created with mode 0700.
@@ -249,7 +254,8 @@ class SitePKI:
         :param now: start of validity; defaults to the current time.
         :param issuing_key: a key made elsewhere for the issuing CA (a PKCS#11 token key);
             by default a new key is made and stored encrypted beside the certificates.
-        :param publication: the root CRL address to put into the issuing CA certificate.
+        :param publication: accepted for symmetry with the other issuers; the issuing CA
+            certificate names no CRL address (see the comment in the body).
         :returns: the new PKI.
         :raises PKIError: when a PKI already exists there or the passphrase is empty.
         """
@@ -280,7 +286,7 @@ class SitePKI:
             issuer_public_key=root_key.public_key(),
             path_length=1,
             not_before=now,
-            years=20,
+            years=30,
         ).sign(root_key, hashes.SHA256())
         issuing_builder = _ca_builder(
             subject=name(f"{organisation} Signing CA"),
@@ -290,11 +296,14 @@ class SitePKI:
             # The issuing CA only issues end-entity (signature) certificates.
             path_length=0,
             not_before=now,
-            years=10,
+            years=20,
         )
-        issuing = with_publication(issuing_builder, publication, issued_by_root=True).sign(
-            root_key, hashes.SHA256()
-        )
+        # No cRLDistributionPoints in the issuing CA certificate, although the root CRL is
+        # published (and goes into every DSS): poppler/NSS, seeing one there, fails the
+        # certificate check of every signature after the first timestamped one ("Unknown
+        # issue"), with or without the CRL reachable. Validators find the root CRL by issuer.
+        del publication
+        issuing = issuing_builder.sign(root_key, hashes.SHA256())
         pki = cls(
             root_certificate=root,
             issuing_certificate=issuing,
@@ -552,6 +561,28 @@ class SitePKI:
         if self.registry is None:
             raise PKIError("No registry of issued certificates: OCSP cannot answer.")
         return OCSPResponder(self._issuing, self._issuing_key, self.registry, clock=clock)
+
+    def root_ocsp_responder(self, *, clock=None) -> OCSPResponder | None:
+        """The OCSP responder for what the root certified (TSA certificates); ``None`` for an imported CA."""
+        from esign.plone.signing.revocation import OCSPResponder
+
+        if self._root_key is None or self.registry is None:
+            return None
+        return OCSPResponder(self._root, self._root_key, self.registry, clock=clock)
+
+    def tsa_status(self, certificates: Sequence[x509.Certificate]) -> list[bytes]:
+        """OCSP responses (DER) about TSA certificates of this site, made in process, for a DSS."""
+        responses = []
+        for certificate in certificates:
+            if self._root_key is not None and certificate.issuer == self._root.subject:
+                responder = self.root_ocsp_responder()
+            elif certificate.issuer == self._issuing.subject and self.registry is not None:
+                responder = self.ocsp_responder()
+            else:
+                responder = None  # not ours: an external TSA's status is fetched, if allowed
+            if responder is not None:
+                responses.append(responder.response_for(certificate))
+        return responses
 
     def issuing_crl(
         self, *, now: dt.datetime | None = None, next_update: dt.timedelta = dt.timedelta(days=1)

@@ -17,6 +17,7 @@ from pyhanko.sign.validation.status import PdfSignatureStatus, SignatureCoverage
 from pyhanko_certvalidator import ValidationContext
 
 from esign.plone.errors import CorruptPdf, ValidationFailed
+from esign.plone.signing.sigpage import DIFF_POLICY
 from esign.plone.signing.values import SignatureReport, ValidationReport
 
 __all__ = ["validate_pdf"]
@@ -75,7 +76,9 @@ def _report(
         allow_fetching=False,
         revocation_mode="soft-fail",
     )
-    status = validate_pdf_signature(embedded, signer_validation_context=context)
+    # pyHanko's default difference policy misreads untouched, FieldMDP-locked text fields as
+    # changed (see signing/sigpage.py); the signature page's policy does not.
+    status = validate_pdf_signature(embedded, signer_validation_context=context, diff_policy=DIFF_POLICY)
     level = status.modification_level
     unmodified_since = level in _ALLOWED_LATER_CHANGES and status.docmdp_ok is not False
     cert = status.signing_cert
@@ -122,7 +125,9 @@ def validate_pdf(
     ]
     try:
         reader = PdfFileReader(stream, strict=False)
-        signatures = reader.embedded_signatures
+        # Document timestamps (B-LTA) are not signatures of a person; the AdES
+        # assessment (:mod:`.reports`) covers them.
+        signatures = reader.embedded_regular_signatures
     except Exception as exc:
         raise CorruptPdf("The PDF file is damaged and its signatures cannot be read.") from exc
     reports = []

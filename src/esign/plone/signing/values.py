@@ -158,6 +158,8 @@ class PublicationPoints:
     ca_issuers_url: str
     #: The root certificate (caIssuers of certificates the root signs).
     root_certificate_url: str
+    #: OCSP responder for certificates the root signs (the TSA's).
+    root_ocsp_url: str = ""
 
     @classmethod
     def under(cls, base_url: str) -> PublicationPoints:
@@ -169,4 +171,5 @@ class PublicationPoints:
             root_crl_url=f"{base}/root.crl",
             ca_issuers_url=f"{base}/issuing.crt",
             root_certificate_url=f"{base}/root.crt",
+            root_ocsp_url=f"{base}/root-ocsp",
         )

@@ -153,6 +153,11 @@ def prepare_document(case) -> None:
     case.signature_fields = None
     if not api.portal.get_registry_record("esign.signature_page", default=True):
         return
+    if _already_signed(case):
+        # A page added after someone else's signature shows, in pyHanko's eyes, as a change
+        # to the page tree after that signature: such documents are signed as they are.
+        logger.info("Case %s: the document already carries signatures; no signature page", case.UID())
+        return
     records = list(case.signer_records or ())
     names = field_names(len(records))
     page = SignaturePage(
@@ -168,6 +173,13 @@ def prepare_document(case) -> None:
         fields = add_signature_page(reader, writer, page=page)
     case.prepared_document = prepared
     case.signature_fields = tuple(fields)
+
+
+def _already_signed(case) -> bool:
+    from esign.plone.signing.sigpage import carries_signatures
+
+    with case.document.open() as reader:
+        return carries_signatures(reader)
 
 
 def original_sha256(case) -> str:
