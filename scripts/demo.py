@@ -43,6 +43,8 @@ import time
 from contextlib import ExitStack
 from pathlib import Path
 
+from cryptography.hazmat.primitives import serialization
+
 SCRIPTS = Path(__file__).resolve().parent
 ROOT = SCRIPTS.parent
 sys.path.insert(0, str(SCRIPTS))
@@ -216,7 +218,12 @@ def run(home: Path, out: Path, stack: ExitStack) -> Path:
     pdf_path = (out / "demo-signed.pdf").resolve()
     root_path = (out / "esign-root-ca.pem").resolve()
     pdf_path.write_bytes(download.content)
-    root_path.write_bytes(esign.site_pki().root_pem())
+    pki = esign.site_pki()
+    root_path.write_bytes(pki.root_pem())
+    (out / "esign-issuing-ca.pem").write_bytes(
+        pki.issuing_certificate.public_bytes(serialization.Encoding.PEM)
+    )
+    long_term = check_long_term(pdf_path, pki, out)
 
     print(f"Case: {case.Title()} ({case.information_class}), state {state}")
     for record in esign.signer_records(case):
@@ -237,11 +244,63 @@ def run(home: Path, out: Path, stack: ExitStack) -> Path:
     print(f"Mails caught by the mail catcher: {len(mails)}")
     for message in mails:
         print(f"  to {message['To']}: {message['Subject']}")
+    for line in long_term:
+        print(line)
     print(f"Root certificate: {root_path}")
     print(f"Done in {time.monotonic() - started:.1f} s.")
     if not (report and report.all_valid):
         raise SystemExit("demo: the signed document did not validate")
     return pdf_path
+
+
+def check_long_term(pdf_path: Path, pki, out: Path) -> list[str]:
+    """pdfsig (asking the site's OCSP responder, which is up), the page text and the ETSI report.
+
+    :raises SystemExit: when any of them is not what a B-LTA document with a signature page
+        and two visible stamps must give.
+    """
+    import subprocess
+
+    from esign.plone.signing.reports import assess_pdf
+    from helpers.validators import pdfsig
+
+    lines = ["pdfsig (root trusted, site OCSP responder asked over HTTP):"]
+    people = [
+        s
+        for s in pdfsig(pdf_path, pki.root_certificate)
+        if not str(s.get("field", "")).startswith("Timestamp")
+    ]
+    for signature in people:
+        verdict = f"{signature['signature']} {signature['certificate']}"
+        lines.append(f"  {signature['field']}: {signature['signer']} — {verdict}")
+    if len(people) != 2 or any(
+        s["signature"] != "Signature is Valid." or s["certificate"] != "Certificate is Trusted."
+        for s in people
+    ):
+        raise SystemExit("demo: pdfsig does not report two valid, trusted signatures\n" + "\n".join(lines))
+    pages = subprocess.run(["pdfinfo", str(pdf_path)], capture_output=True, text=True).stdout
+    last = next(line.split()[-1] for line in pages.splitlines() if line.startswith("Pages:"))
+    text = subprocess.run(
+        ["pdftotext", "-f", last, "-l", last, str(pdf_path), "-"], capture_output=True, text=True
+    ).stdout
+    stamps = text.count("Signerat med BankID")
+    found = "found" if "Underskriftssida" in text else "MISSING"
+    lines.append(f"Signature page (page {last}): {found}, {stamps} stamps")
+    if "Underskriftssida" not in text or stamps != 2:
+        raise SystemExit("demo: the signature page with two visible stamps is missing")
+    report = assess_pdf(pdf_path.read_bytes(), trust_roots=[pki.root_certificate])
+    (out / "demo-validation-report.xml").write_bytes(report.etsi_xml)
+    lines.append("ETSI EN 319 102-1 (pyHanko AdES, offline):")
+    for signature in report.signatures:
+        lines.append(f"  {signature.signer_name}: {signature.indication} at {signature.level}")
+    for stamp in report.document_timestamps:
+        lines.append(f"  document timestamp by {stamp.signer_name}: {stamp.indication}")
+    lines.append(f"ETSI TS 119 102-2 report: {(out / 'demo-validation-report.xml').resolve()}")
+    if [(s.indication, s.level) for s in report.signatures] != [("TOTAL-PASSED", "B-LTA")] * 2:
+        raise SystemExit(
+            "demo: the ETSI report does not say TOTAL-PASSED at B-LTA for both\n" + "\n".join(lines)
+        )
+    return lines
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -120,8 +120,18 @@ def write_po(path: Path, messages: dict[str, str], translations: dict[str, str] 
     path.write_text("".join(parts), encoding="utf-8")
 
 
+def from_validation_explanations() -> dict[str, str]:
+    """The explanations of validation outcomes: their msgids are built at run time."""
+    import sys
+
+    sys.path.insert(0, str(PACKAGE.parent.parent))
+    from esign.plone.signing.reports import EXPLANATIONS
+
+    return {f"validation_explanation_{key}": text for key, text in EXPLANATIONS.items()}
+
+
 def main() -> None:
-    messages = {**from_python(), **from_templates()}
+    messages = {**from_python(), **from_templates(), **from_validation_explanations()}
     english = set(from_python([PACKAGE / name for name in ENGLISH_SOURCES]))
     write_po(LOCALES / f"{DOMAIN}.pot", messages, None, lang="")
     for lang in ("en", "sv"):

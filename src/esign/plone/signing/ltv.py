@@ -22,6 +22,7 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import io
+import logging
 from collections.abc import Callable, Sequence
 from typing import Any, BinaryIO, Literal
 
@@ -52,6 +53,16 @@ Level = Literal["B-B", "B-T", "B-LT", "B-LTA"]
 LEVELS: tuple[Level, ...] = ("B-B", "B-T", "B-LT", "B-LTA")
 
 _CHUNK = 1024 * 1024
+
+
+class _LocalDataOnPurpose(logging.Filter):
+    """pyHanko warns when it embeds revocation data without fetching; ours is handed in on purpose."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "fetching is not allowed" not in record.getMessage()
+
+
+logging.getLogger("pyhanko.sign.signers.pdf_signer").addFilter(_LocalDataOnPurpose())
 # Room for a document timestamp token (TSA certificate and chain included) in hex digits.
 TIMESTAMP_BYTES_RESERVED = 2 * 8 * 1024
 
