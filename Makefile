@@ -23,7 +23,7 @@ help:
 	@echo "                  with the local BankID, eTjänstekort (SITHS) and mail servers (scripts/servers.sh)"
 	@echo "make demo         one two-signer case in a throwaway site; writes var/demo/demo-signed.pdf"
 	@echo "make test         the test suite (PYTEST_ARGS='-k ...' to narrow it)"
-	@echo "make bench        bench/bench_signing.py (BENCH_ARGS='...')"
+	@echo "make bench        bench/bench_signing.py, then bench/bench_levels.py (B-T, B-LTA) (BENCH_ARGS='...')"
 	@echo "make lint         ruff check src tests bench scripts"
 	@echo "make locales      extract message ids; update and compile the en and sv catalogs"
 	@echo "make clean        remove build artefacts and caches (keeps .venv, instance/, var/)"
@@ -53,6 +53,7 @@ test: venv system-deps
 
 bench: venv
 	$(BIN)/python bench/bench_signing.py $(BENCH_ARGS)
+	$(BIN)/python bench/bench_levels.py $(BENCH_ARGS)
 
 locales: venv
 	$(BIN)/python scripts/update_locales.py
