@@ -161,7 +161,7 @@ def test_three_cases_are_signed_declined_and_expired_through_the_rest_api_alone(
     assert ticked.status_code == 200, ticked.text
     summary = ticked.json()
     assert isinstance(summary.pop("deliveries"), int)
-    assert summary == {"expired": [expiring_uid], "reminded": 0}
+    assert summary == {"expired": [expiring_uid], "reminded": 0, "renewed": []}
     record("manager-tick", ticked)
     again = scheduler.post("@esign-tick").json()
     assert {"expired": again["expired"], "reminded": again["reminded"]} == {"expired": [], "reminded": 0}
@@ -186,6 +186,7 @@ def test_three_cases_are_signed_declined_and_expired_through_the_rest_api_alone(
             ("login", "signer:2", None),
             ("sign_started", "signer:2", None),
             ("signed", "signer:2", None),
+            ("archive_timestamped", "system", None),  # B-LTA: the document timestamp
             ("completed", "system", None),
             *[("mail_queued", "system", "completed")] * 3,  # the officer and both signers
             ("downloaded", "user:officer", None),

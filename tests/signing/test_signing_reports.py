@@ -88,9 +88,9 @@ def signed(site, documents, tolvan, agda) -> dict[str, bytes]:
     return documents_by_level
 
 
-def crls(site: SitePKI, at: dt.datetime | None = None) -> list[bytes]:
-    """The site CA's CRLs as the site makes them at ``at``: what the site hands its own validator."""
-    return [site.issuing_crl(now=at), site.root_crl(now=at)]
+def status(site: SitePKI, data: bytes | None = None, at: dt.datetime | None = None) -> dict:
+    """The revocation data the site hands its own validator at ``at`` (``ltv.current_status``)."""
+    return ltv.current_status(site, data, now=at)
 
 
 def tampered(data: bytes) -> bytes:
@@ -136,7 +136,10 @@ def test_a_b_lta_document_passes_offline_with_nothing_but_what_it_carries(site, 
 def test_a_b_lta_document_still_passes_ten_years_ahead_with_the_sites_current_crls(site, signed):
     later = dt.datetime.now(dt.UTC) + TEN_YEARS
     report = assess_pdf(
-        signed["B-LTA"], trust_roots=[site.root_certificate], validation_time=later, crls=crls(site, later)
+        signed["B-LTA"],
+        trust_roots=[site.root_certificate],
+        validation_time=later,
+        **status(site, signed["B-LTA"], later),
     )
     assert outcomes(report) == [("TOTAL-PASSED", None)]
     assert report.signatures[0].level == "B-LTA"
@@ -154,7 +157,7 @@ def test_ten_years_ahead_without_the_tsas_current_status_the_outcome_is_indeterm
 
 @pytest.mark.parametrize("level", ["B-B", "B-T", "B-LT", "B-LTA"])
 def test_the_level_reached_is_read_from_what_the_file_holds(site, signed, level):
-    report = assess_pdf(signed[level], trust_roots=[site.root_certificate], crls=crls(site))
+    report = assess_pdf(signed[level], trust_roots=[site.root_certificate], **status(site, signed[level]))
     assert [s.level for s in report.signatures] == [level]
     assert [s.time_source for s in report.signatures] == ["claimed" if level == "B-B" else "timestamp"]
     assert len(report.document_timestamps) == (1 if level == "B-LTA" else 0)
@@ -162,7 +165,7 @@ def test_the_level_reached_is_read_from_what_the_file_holds(site, signed, level)
 
 def test_b_b_and_b_t_pass_while_the_certificate_is_valid_and_the_ca_vouches_for_it(site, signed):
     for level, process in (("B-B", "Basic"), ("B-T", "LTVM")):
-        report = assess_pdf(signed[level], trust_roots=[site.root_certificate], crls=crls(site))
+        report = assess_pdf(signed[level], trust_roots=[site.root_certificate], **status(site, signed[level]))
         assert outcomes(report) == [("TOTAL-PASSED", None)], level
         assert report.signatures[0].validation_process == process
 
@@ -177,7 +180,10 @@ def test_without_the_cas_revocation_status_a_b_b_signature_cannot_be_decided(sit
 def test_a_b_b_signature_whose_one_time_certificate_has_expired_is_indeterminate(site, signed):
     later = dt.datetime.now(dt.UTC) + dt.timedelta(hours=1)
     report = assess_pdf(
-        signed["B-B"], trust_roots=[site.root_certificate], validation_time=later, crls=crls(site, later)
+        signed["B-B"],
+        trust_roots=[site.root_certificate],
+        validation_time=later,
+        **status(site, signed["B-B"], later),
     )
     assert outcomes(report) == [("INDETERMINATE", "OUT_OF_BOUNDS_NO_POE")]
     assert "gått ut" in report.signatures[0].explanation
@@ -188,7 +194,10 @@ def test_a_b_b_signature_whose_one_time_certificate_has_expired_is_indeterminate
 def test_a_b_t_signature_keeps_passing_after_expiry_thanks_to_its_timestamp(site, signed):
     later = dt.datetime.now(dt.UTC) + dt.timedelta(days=30)
     report = assess_pdf(
-        signed["B-T"], trust_roots=[site.root_certificate], validation_time=later, crls=crls(site, later)
+        signed["B-T"],
+        trust_roots=[site.root_certificate],
+        validation_time=later,
+        **status(site, signed["B-T"], later),
     )
     assert outcomes(report) == [("TOTAL-PASSED", None)]
 
@@ -199,7 +208,7 @@ def test_a_b_t_signature_keeps_passing_after_expiry_thanks_to_its_timestamp(site
 @pytest.mark.parametrize("level", ["B-B", "B-LTA"])
 def test_a_byte_changed_inside_the_signed_range_is_a_hash_failure(site, signed, level, tmp_path):
     data = tampered(signed[level])
-    report = assess_pdf(data, trust_roots=[site.root_certificate], crls=crls(site))
+    report = assess_pdf(data, trust_roots=[site.root_certificate], **status(site, data))
     assert set(outcomes(report)) == {("TOTAL-FAILED", "HASH_FAILURE")}
     assert report.signatures[0].explanation == "Dokumentet har ändrats efter underskriften."
     assert report.summary == "Minst en underskrift är ogiltig."
@@ -227,7 +236,9 @@ def test_a_disallowed_change_after_signing_is_reported_beside_the_outcome(site, 
     writer.update_container(page)
     output = io.BytesIO()
     writer.write(output)
-    report = assess_pdf(output.getvalue(), trust_roots=[site.root_certificate], crls=crls(site))
+    report = assess_pdf(
+        output.getvalue(), trust_roots=[site.root_certificate], **status(site, output.getvalue())
+    )
     # The signed revision is intact (EN 319 102-1 looks at that); what the reader sees now is not.
     assert outcomes(report) == [("TOTAL-PASSED", None)]
     assert report.signatures[0].later_changes
@@ -273,7 +284,9 @@ def test_the_xml_report_has_one_signature_report_per_signature_and_the_document_
 
 
 def test_the_xml_names_the_sub_indication_of_a_failure(site, signed):
-    report = assess_pdf(tampered(signed["B-B"]), trust_roots=[site.root_certificate], crls=crls(site))
+    report = assess_pdf(
+        tampered(signed["B-B"]), trust_roots=[site.root_certificate], **status(site, tampered(signed["B-B"]))
+    )
     root = ET.fromstring(report.etsi_xml)  # noqa: S314 - the report our own code made
     subs = [e.text for e in root.iter(f"{VR}SubIndication")]
     assert "urn:etsi:019102:subindication:HASH_FAILURE" in subs

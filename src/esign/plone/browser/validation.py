@@ -117,25 +117,23 @@ def max_upload_size() -> int:
 
 
 def assess_with_site_pki(source: Any, *, max_size: int) -> AssessmentReport:
-    """Validate a PDF against the site's root, offline, with the site CA's current CRLs.
+    """Validate a PDF against the site's root, offline, with the site's current revocation data.
 
     :raises ESignError: for a file that is not a readable PDF, is too large, or when the
         site has no PKI.
     """
+    from esign.plone.signing.ltv import current_status
     from esign.plone.sitepki import site_pki
 
     pki = site_pki()
-    crls: list[bytes] = []
     try:
-        crls.append(pki.issuing_crl())
-        root_crl = pki.root_crl()
-        if root_crl is not None:
-            crls.append(root_crl)
+        status = current_status(pki, source)
     except ESignError:
-        # A key that cannot sign a CRL right now (token away) leaves the DSS's data:
+        # A key that cannot sign right now (token away) leaves the DSS's data:
         # long-term signatures still validate; bare ones come out INDETERMINATE.
-        logger.warning("No current CRLs for validation", exc_info=True)
-    return assess_pdf(source, trust_roots=[pki.root_certificate], crls=crls, max_size=max_size)
+        logger.warning("No current revocation data for validation", exc_info=True)
+        status = {}
+    return assess_pdf(source, trust_roots=[pki.root_certificate], max_size=max_size, **status)
 
 
 def _local(value) -> str:

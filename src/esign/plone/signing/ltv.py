@@ -43,6 +43,7 @@ __all__ = [
     "Level",
     "add_document_timestamp",
     "archive_timestamp_expiry",
+    "current_status",
     "http_timestamper",
     "local_timestamper",
     "renew_archive_timestamp",
@@ -128,7 +129,9 @@ def validation_context(
     # expiry. The issuing CA's CRL is offered only without a registry (no OCSP): a CRL
     # made years later "covers" every certificate of that CA, expired ones included, and
     # validators would take it as their status and slide no further back than it.
-    crls = [] if pki.registry is not None else [pki.issuing_crl(now=moment)]
+    # (With an imported CA the TSA is certified by the issuing CA and its status is that CRL.)
+    needs_issuing_crl = pki.registry is None or pki.tsa_certified_by_issuing_ca
+    crls = [pki.issuing_crl(now=moment)] if needs_issuing_crl else []
     root_crl = pki.root_crl(now=moment)
     if root_crl is not None:
         crls.append(root_crl)
@@ -209,6 +212,42 @@ def archive_timestamp_expiry(source: BinaryIO | bytes) -> dt.datetime | None:
     last = max(stamps, key=lambda s: s.signed_revision)
     certificate = last.signer_cert
     return certificate["tbs_certificate"]["validity"]["not_after"].native
+
+
+def current_status(
+    pki: SitePKI, source: BinaryIO | bytes | None = None, *, now: dt.datetime | None = None
+) -> dict[str, list[bytes]]:
+    """What the site hands a validator today: ``crls`` and ``ocsp_responses`` for :func:`.reports.assess_pdf`.
+
+    Always the current status of the site's TSA certificates that are still valid (the
+    document's document-timestamp certificates and the site's current one). For a document
+    without a document timestamp (B-B, B-T, B-LT), also the site CA's current CRLs: it is
+    validated as of now. A B-LTA document carries the rest itself; giving it fresh CRLs
+    would stop pyHanko's time slide at "now", where its one-time certificates have long
+    expired, instead of letting it go back to when they were valid.
+    """
+    now = now or dt.datetime.now(dt.UTC)
+    stamps: list[x509.Certificate] = []
+    if source is not None:
+        try:
+            stamps = _document_timestamp_certificates(PdfFileReader(_readable(source), strict=False))
+        except Exception:  # noqa: S110 - the validator reports an unreadable file itself
+            pass
+        finally:
+            if not isinstance(source, (bytes, bytearray, memoryview)):
+                source.seek(0)
+    crls = []
+    if not stamps or pki.tsa_certified_by_issuing_ca:
+        crls.append(pki.issuing_crl(now=now))
+    if not stamps:
+        root_crl = pki.root_crl(now=now)
+        if root_crl is not None:
+            crls.append(root_crl)
+    certificates = [*stamps, *([pki.tsa_certificate] if pki.tsa_certificate is not None else [])]
+    live = {
+        c.serial_number: c for c in certificates if c.not_valid_before_utc <= now <= c.not_valid_after_utc
+    }
+    return {"crls": crls, "ocsp_responses": pki.tsa_status(list(live.values()), now=now)}
 
 
 def _document_timestamp_certificates(reader: PdfFileReader) -> list[x509.Certificate]:

@@ -570,19 +570,33 @@ class SitePKI:
             return None
         return OCSPResponder(self._root, self._root_key, self.registry, clock=clock)
 
-    def tsa_status(self, certificates: Sequence[x509.Certificate]) -> list[bytes]:
+    def tsa_status(
+        self, certificates: Sequence[x509.Certificate], *, now: dt.datetime | None = None
+    ) -> list[bytes]:
         """OCSP responses (DER) about TSA certificates of this site, made in process, for a DSS."""
         responses = []
+        clock = (lambda: now) if now is not None else None
         for certificate in certificates:
             if self._root_key is not None and certificate.issuer == self._root.subject:
-                responder = self.root_ocsp_responder()
-            elif certificate.issuer == self._issuing.subject and self.registry is not None:
-                responder = self.ocsp_responder()
+                responder = self.root_ocsp_responder(clock=clock)
             else:
-                responder = None  # not ours: an external TSA's status is fetched, if allowed
+                # Certified by the issuing CA (an imported CA without its root key): the
+                # issuing CRL speaks for it (see ltv.validation_context) — a second OCSP
+                # answer of the same CA beside the signer's confuses pyHanko's matching.
+                # Not ours at all (an external TSA): fetched, if allowed.
+                responder = None
             if responder is not None:
                 responses.append(responder.response_for(certificate))
         return responses
+
+    @property
+    def tsa_certified_by_issuing_ca(self) -> bool:
+        """Whether the site TSA's certificate comes from the issuing CA (an imported CA)."""
+        return (
+            self._tsa_certificate is not None
+            and self._tsa_certificate.issuer == self._issuing.subject
+            and (self._root_key is None or self._tsa_certificate.issuer != self._root.subject)
+        )
 
     def issuing_crl(
         self, *, now: dt.datetime | None = None, next_update: dt.timedelta = dt.timedelta(days=1)
