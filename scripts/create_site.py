@@ -34,6 +34,11 @@ import esign_site  # noqa: E402
 def main(app) -> None:
     if not os.environ.get("ESIGN_PKI_DIR"):
         raise SystemExit("create_site.py: set ESIGN_PKI_DIR (make start sets it to var/esign-pki)")
+    # The site's address as make start serves it: the CA's certificates (the TSA's, made on
+    # install) name the OCSP/CRL addresses below it, so it must not be "http://nohost".
+    request = getattr(app, "REQUEST", None)
+    if request is not None:
+        request.setServerURL(protocol="http", hostname="localhost", port=8080)
     site, created = esign_site.ensure_site(app)
     print(
         f"Site /{site.getId()}: {'created' if created else 'exists'} "
