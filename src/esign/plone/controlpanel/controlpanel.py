@@ -33,19 +33,24 @@ class ESignControlPanel(ControlPanelFormWrapper):
             pki = site_pki()
         except ESignError as exc:
             return {"error": exc.message}
+        prints = pki.fingerprints()
+        rows = [
+            ("Rot-CA", pki.root_certificate, prints["root"], "fil (krypterad)"),
+            ("Utfärdande CA", pki.issuing_certificate, prints["issuing"], pki.issuing_key_label),
+        ]
+        if pki.tsa_certificate is not None:
+            rows.append(("Tidsstämpeltjänst (TSA)", pki.tsa_certificate, prints["tsa"], pki.tsa_key_label))
         return {
             "error": None,
             "certificates": [
                 {
-                    "role": "Rot-CA",
+                    "role": role,
                     "subject": c.subject.rfc4514_string(),
                     "fingerprint": fp,
                     "not_after": c.not_valid_after_utc.strftime("%Y-%m-%d"),
+                    "key": key,
                 }
-                for c, fp in (
-                    (pki.root_certificate, pki.fingerprints()["root"]),
-                    (pki.issuing_certificate, pki.fingerprints()["issuing"]),
-                )
+                for role, c, fp, key in rows
             ],
         }
 

@@ -654,6 +654,11 @@ class SitePKI:
         return self._issuing_key.label
 
     @property
+    def tsa_key_label(self) -> str:
+        """Where the TSA key lives, for the control panel ("" before there is a TSA)."""
+        return self._tsa_key.label if self._tsa_key is not None else ""
+
+    @property
     def chain(self) -> tuple[x509.Certificate, ...]:
         """Issuing CA, any intermediates, then the root: what a signature embeds."""
         return (self._issuing, *self._intermediates, self._root)
