@@ -116,3 +116,21 @@ def case_transitioned(case, event) -> None:
     factory = TRANSITION_EVENTS.get(getattr(event, "action", None))
     if factory is not None:
         notify(factory(case))
+
+
+def no_store_for_cases(event) -> None:
+    """Pages and API answers about a signing case carry personal data: never cache them.
+
+    Registered for ``IPubBeforeCommit``: whatever view or REST service answered, if what it
+    answered about is a signing case (or the officer's case list), the answer gets
+    ``Cache-Control: private, no-store`` and ``X-Content-Type-Options: nosniff``.
+    """
+    from esign.plone.interfaces import ISigningCase
+
+    request = event.request
+    published = request.get("PUBLISHED")
+    context = getattr(published, "context", None) or getattr(published, "__parent__", None)
+    is_case = ISigningCase.providedBy(context) or ISigningCase.providedBy(published)
+    if is_case or getattr(published, "__name__", "") == "esign-my-cases":
+        request.response.setHeader("Cache-Control", "private, no-store")
+        request.response.setHeader("X-Content-Type-Options", "nosniff")

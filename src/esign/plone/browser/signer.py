@@ -16,7 +16,7 @@ from Products.Five.browser.pagetemplatefile import ViewPageTemplateFile
 
 from esign.plone import audit
 from esign.plone.content.identifiers import mask_personal_number
-from esign.plone.errors import ESignError, NotAuthenticated, NotFound
+from esign.plone.errors import ESignError, NotAuthenticated, NotFound, WrongState
 from esign.plone.identity import sessions
 from esign.plone.workflow import cases, journey
 from esign.plone.workflow.links import resolve_link
@@ -33,6 +33,7 @@ class SignerView(BrowserView):
         response.setHeader("Cache-Control", "no-store, private")
         response.setHeader("X-Frame-Options", "SAMEORIGIN")
         response.setHeader("Referrer-Policy", "no-referrer")
+        response.setHeader("X-Content-Type-Options", "nosniff")
         try:
             result = self.handle()
         except NotAuthenticated as exc:
@@ -226,6 +227,8 @@ class Review(SignerView):
     def handle(self):
         self.signer = sessions.require_session(self.request)
         self.case, self.record = journey.signer_case(self.signer, self.request.form.get("case"))
+        if cases.state_of(self.case) != cases.AWAITING:
+            raise WrongState("Ärendet väntar inte längre på underskrift.")
         self.can_sign = (
             self.record.status == "pending" and journey.cases.state_of(self.case) == "awaiting_signature"
         )
@@ -241,6 +244,8 @@ class SignerDocument(SignerView):
     def handle(self):
         session = sessions.require_session(self.request)
         case, record = journey.signer_case(session, self.request.form.get("case"))
+        if cases.state_of(case) not in (cases.AWAITING, cases.SIGNED_STATE):
+            raise WrongState("Ärendet väntar inte längre på underskrift.")
         document = cases.working_document(case)
         audit.record(case, "document_viewed", actor=audit.actor_for_signer(record))
         set_headers(document, self.request.response)
@@ -256,6 +261,7 @@ class Decline(SignerView):
     def handle(self):
         self.signer = sessions.require_session(self.request)
         self.case, self.record = journey.signer_case(self.signer, self.request.form.get("case"))
+        cases.check_may_sign(self.case, self.record)
         self.problem = ""
         if self.request.method == "POST":
             sessions.check_csrf(self.request)
@@ -275,6 +281,10 @@ class Done(SignerView):
     def handle(self):
         self.signer = sessions.require_session(self.request)
         self.case, self.record = journey.signer_case(self.signer, self.request.form.get("case"))
+        # Thanks only for what this signer did: the record says so, not the address.
+        if self.record.status not in ("signed", "declined"):
+            raise NotFound("Sidan finns inte.")
+        self.declined = self.record.status == "declined"
 
 
 class Download(SignerView):

@@ -49,6 +49,7 @@ class ESignService(Service):
     def render(self):
         response = self.request.response
         response.setHeader("Cache-Control", "no-store, private")
+        response.setHeader("X-Content-Type-Options", "nosniff")
         try:
             self.check_permission()
             self.check_context_permission()
@@ -57,6 +58,17 @@ class ESignService(Service):
                 if self.request.method == "POST":
                     check_csrf_header(self.request)
             elif self.request.method == "POST":
+                if not getattr(self.request, "_auth", None) and "__ac" in self.request.cookies:
+                    # Logged in by cookie (a browser): a forged cross-site POST would carry
+                    # the cookie too; plone.protect's token must come with it. Basic-auth
+                    # and JWT clients send credentials a forger cannot.
+                    from plone.protect.authenticator import check as check_authenticator
+                    from zExceptions import Forbidden as ZForbidden
+
+                    try:
+                        check_authenticator(self.request)
+                    except ZForbidden:
+                        raise Forbidden("Formuläret kunde inte verifieras (CSRF). Ladda om sidan.") from None
                 alsoProvides(self.request, IDisableCSRFProtection)
             content = self.reply()
         except ConflictError:
