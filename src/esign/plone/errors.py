@@ -45,6 +45,12 @@ class CorruptPdf(InvalidDocument):
     kind = "CorruptPdf"
 
 
+class PdfTooComplex(CorruptPdf):
+    """The PDF is too large or too complex to handle safely (a bomb, deep nesting, huge counts)."""
+
+    kind = "PdfTooComplex"
+
+
 class EmptyPdf(InvalidDocument):
     kind = "EmptyPdf"
 

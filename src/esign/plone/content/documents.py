@@ -9,6 +9,7 @@ from esign.plone.errors import (
     EncryptedPdf,
     InvalidDocument,
     NotAPdf,
+    PdfTooComplex,
 )
 from esign.plone.signing import inspect_pdf
 from esign.plone.signing.values import PdfInfo
@@ -17,6 +18,9 @@ from esign.plone.signing.values import PdfInfo
 MESSAGES = {
     NotAPdf: "Filen är inte ett PDF-dokument. Ladda upp handlingen som PDF.",
     EncryptedPdf: "PDF-filen är lösenordsskyddad eller krypterad. Ladda upp en oskyddad kopia.",
+    # PdfTooComplex is a CorruptPdf: the more precise message comes first.
+    PdfTooComplex: "PDF-filen är för stor eller för komplex för att kunna hanteras säkert (till exempel "
+    "komprimerade data som växer till gigabyte, extremt djup nästling eller fler än 10 000 sidor).",
     CorruptPdf: "PDF-filen är skadad eller ofullständig och kan inte läsas.",
     EmptyPdf: "PDF-filen saknar sidor.",
 }

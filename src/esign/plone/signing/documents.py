@@ -49,8 +49,8 @@ from esign.plone.errors import (
     EmptyPdf,
     EncryptedPdf,
     ESignError,
-    InvalidDocument,
     NotAPdf,
+    PdfTooComplex,
 )
 from esign.plone.signing.validation import validate_pdf
 from esign.plone.signing.values import PdfInfo
@@ -79,12 +79,15 @@ _CHUNK = 1024 * 1024
 _BYTES_PER_OBJECT = 4
 _MIN_OBJECT_ALLOWANCE = 10_000
 # Single-layer Deflate tops out just above 1000:1; more means stacked filters built to amplify.
-# The floor and the document budget follow pyHanko's DecodeLimits, so what passes here
-# also passes when pyHanko decodes it later.
+# The ratio, its floor and the per-stream ceiling are pyHanko's DecodeLimits defaults, so what
+# passes here also passes when pyHanko decodes it later; the document budget is tighter.
 _MAX_RATIO = 1100
 _RATIO_FLOOR = 1024 * 1024
 _BUDGET_FLOOR = 256 * 1024 * 1024
 _BUDGET_RATIO = 25
+# Every stream is parsed to see whether it inflates too far; a document with 10 000 pages
+# has a few streams per page. More are a file built to make the check itself slow.
+_MAX_STREAMS = 50_000
 # Page trees are balanced in practice (depth ~log n); pyHanko walks them recursively.
 _MAX_TREE_DEPTH = 64
 _RESERVED_HEX_DIGITS = 2 * 12 * 1024  # as pades.SIGNATURE_BYTES_RESERVED
@@ -98,13 +101,12 @@ _STARTXREF_BEFORE_EOF = re.compile(rb"[\r\n]startxref[^\r\n]{0,256}[\r\n]+(?:[^\
 _TOO_DEEP = "The PDF nests its objects too deeply to be read safely."
 _DAMAGED = "The PDF file is damaged or incomplete and cannot be read."
 
-# A name that may decode to /Size or /Index (names can hide letters as #xx escapes), then the
-# value after it, past whitespace and comments: an integer or an array of integers.
-_DECLARATION = re.compile(
-    rb"/((?:[SI]|#[0-9A-Fa-f]{2})(?:[^\x00\t\n\x0c\r \[\]<>(){}/%]){0,24})"
-    rb"(?:[\x00\t\n\x0c\r ]|%[^\r\n]*)*"
-    rb"(\[[^\]]{0,512}\]|[+-]?\d+)"
-)
+# A name that may decode to /Size or /Index (names can hide letters as #xx escapes); the value
+# after it (past whitespace and comments) is an integer or an array of integers.
+_DECLARED_NAME = re.compile(rb"/(?:[SI]|#[0-9A-Fa-f]{2})[^\x00\t\n\x0c\r \[\]<>(){}/%]{0,24}")
+_DECLARED_VALUE = re.compile(rb"\[[^\]]{0,512}\]|[+-]?\d+")
+_SPACE = re.compile(rb"[\x00\t\n\x0c\r ]*+")
+_EOL = re.compile(rb"[\r\n]")
 _NAME_ESCAPE = re.compile(rb"#([0-9A-Fa-f]{2})")
 _OBJ = re.compile(rb"obj(?![A-Za-z0-9])")
 _HEADER_BEFORE = re.compile(rb"(?<![0-9])(\d{1,10})[\x00\t\n\x0c\r ]+(\d{1,5})[\x00\t\n\x0c\r ]+\Z")
@@ -112,8 +114,12 @@ _HEADER_BEFORE = re.compile(rb"(?<![0-9])(\d{1,10})[\x00\t\n\x0c\r ]+(\d{1,5})[\
 # first: the header was inside another stream's data).
 _KEYWORD = re.compile(rb"endstream|stream[\r\n ]|endobj")
 _FLATE = {"/FlateDecode", "/Fl"}
-_SHRINKING = {"/ASCIIHexDecode": ASCIIHexDecode, "/AHx": ASCIIHexDecode, "/ASCII85Decode": ASCII85Decode}
-_SHRINKING["/A85"] = ASCII85Decode
+_SHRINKING = {
+    "/ASCIIHexDecode": ASCIIHexDecode,
+    "/AHx": ASCIIHexDecode,
+    "/ASCII85Decode": ASCII85Decode,
+    "/A85": ASCII85Decode,
+}
 # Past a Flate stage, the input of a hex/base-85 stage is held in memory; keep it small.
 _MAX_INTERMEDIATE = 32 * 1024 * 1024
 
@@ -280,10 +286,9 @@ def _hash_and_check_declarations(stream: BinaryIO, size: int) -> str:
     while chunk := stream.read(_CHUNK):
         digest.update(chunk)
         window = tail + chunk
-        for match in _DECLARATION.finditer(window):
-            declared = _declared_objects(match)
+        for declared in _declarations(window):
             if declared > limit:
-                raise CorruptPdf(
+                raise PdfTooComplex(
                     f"The PDF's cross-reference data declares {declared:,} objects, more than a file of "
                     f"{size:,} bytes can hold (at most {limit:,} are accepted); it is damaged or crafted."
                 )
@@ -292,15 +297,34 @@ def _hash_and_check_declarations(stream: BinaryIO, size: int) -> str:
     return digest.hexdigest()
 
 
-def _declared_objects(match: re.Match[bytes]) -> int:
-    name = _NAME_ESCAPE.sub(lambda m: bytes([int(m.group(1), 16)]), match.group(1))
-    value = match.group(2)
-    if name == b"Size" and not value.startswith(b"["):
-        return int(value)
-    if name == b"Index" and value.startswith(b"["):
-        numbers = [int(n) for n in re.findall(rb"[+-]?\d+", value)]
-        return sum(abs(n) for n in numbers[1::2])
-    return 0
+def _declarations(window: bytes) -> Iterator[int]:
+    """The object counts ``/Size`` and ``/Index`` declare in ``window``.
+
+    Linear in the window's length whatever it holds: the end of a comment line is looked
+    up once, however many names precede it on that line ("/Size%/Size%/Size%...").
+    """
+    line = [-1, -1]  # the span of the last comment looked up: [start, end of line]
+    for match in _DECLARED_NAME.finditer(window):
+        name = _NAME_ESCAPE.sub(lambda m: bytes([int(m.group(1), 16)]), match.group()[1:])
+        if name not in (b"Size", b"Index"):
+            continue
+        position = match.end()
+        while True:
+            position = _SPACE.match(window, position).end()
+            if window[position : position + 1] != b"%":
+                break
+            if not line[0] <= position <= line[1]:
+                end = _EOL.search(window, position)
+                line = [position, end.start() if end else len(window)]
+            position = line[1]
+        value = _DECLARED_VALUE.match(window, position)
+        if value is None:
+            continue
+        if name == b"Size" and not value.group().startswith(b"["):
+            yield int(value.group())
+        elif name == b"Index" and value.group().startswith(b"["):
+            numbers = [int(n) for n in re.findall(rb"[+-]?\d+", value.group())]
+            yield sum(abs(n) for n in numbers[1::2])
 
 
 # -- compressed streams ------------------------------------------------------------------------------
@@ -317,14 +341,16 @@ def _check_streams(reader: PdfFileReader, stream: BinaryIO, size: int) -> None:
     data lists: a viewer that rebuilds a broken xref finds the others too.
     """
     budget = max(_BUDGET_FLOOR, _BUDGET_RATIO * size)
-    for offset, reference in _stream_candidates(stream, reader):
+    # Located (and counted) first, so a file of a million empty streams is refused after a
+    # quick scan rather than after parsing fifty thousand of them.
+    for offset, reference in list(_stream_candidates(stream, reader)):
         stream.seek(offset)
         try:
             read_non_whitespace(stream, seek_back=True)
             obj = generic.read_object(stream, reference)
         except Exception as exc:
             if _caused_by(exc, RecursionError):
-                raise CorruptPdf(_TOO_DEEP) from exc
+                raise PdfTooComplex(_TOO_DEEP) from exc
             continue  # not a parsable object (bytes inside other data); nothing to decode
         if not isinstance(obj, generic.StreamObject):
             continue
@@ -333,52 +359,77 @@ def _check_streams(reader: PdfFileReader, stream: BinaryIO, size: int) -> None:
         try:
             budget -= _decoded_size(encoded, _filter_names(obj), cap=min(cap, budget))
         except _Expands as exc:
-            raise CorruptPdf(
+            raise PdfTooComplex(
                 f"Object {reference.idnum} of the PDF is a compressed stream of {len(encoded):,} bytes "
                 f"that expands to more than {exc.args[0]:,} bytes (a compression bomb)."
             ) from None
         if budget < 0:
-            raise CorruptPdf(
+            raise PdfTooComplex(
                 "The PDF's compressed streams expand to far more data than a document of its size holds."
             )
 
 
 def _stream_candidates(stream: BinaryIO, reader: PdfFileReader) -> Iterator[tuple[int, generic.Reference]]:
-    """Offsets (just after ``N G obj``) of the objects whose first keyword is ``stream``."""
+    """Offsets (just after ``N G obj``) of the objects whose first keyword is ``stream``.
+
+    One pass over the file: object headers and keywords are both found in increasing
+    order, so each header is paired with the next keyword without searching again.
+    """
     stream.seek(0)
     position = 0
     tail = b""
-    seen: set[int] = set()
+    headers = streams = 0
     while chunk := stream.read(_CHUNK):
         window = tail + chunk
         base = position - len(tail)
+        keywords = _KEYWORD.finditer(window)
+        keyword = next(keywords, None)
+        ahead: tuple[int, bytes] | None = None  # the first keyword at the window's end, read once
         # Find the keyword first (a plain substring search, fast over megabytes of image data),
         # then look back for the numbers of a header.
         for found in _OBJ.finditer(window):
+            if found.end() <= len(tail):
+                continue  # seen with the previous chunk
             header = _HEADER_BEFORE.search(window, max(0, found.start() - 32), found.start())
             if header is None:
                 continue
-            offset = base + found.end()
-            if offset in seen:
-                continue
-            seen.add(offset)
-            keyword = _KEYWORD.search(window, found.end())
-            if keyword is None:
-                # The object runs past this chunk: look ahead in the file.
-                keyword = _KEYWORD.search(_read_at(stream, offset, _CHUNK))
-            if keyword is not None and keyword.group().startswith(b"stream"):
-                yield offset, generic.Reference(int(header.group(1)), int(header.group(2)), reader)
+            headers += 1
+            if headers > MAX_OBJECTS:
+                raise PdfTooComplex(
+                    f"The PDF has more than {MAX_OBJECTS:,} objects; it cannot be checked safely."
+                )
+            while keyword is not None and keyword.start() < found.end():
+                keyword = next(keywords, None)
+            if keyword is not None:
+                following = keyword.group()
+            else:
+                # The object runs past this window, its keyword maybe cut in two by the edge.
+                if ahead is None or ahead[0] < base + found.end():
+                    ahead = _keyword_at(stream, max(position + len(chunk) - 16, base + found.end()))
+                following = ahead[1]
+            if following.startswith(b"stream"):
+                streams += 1
+                if streams > _MAX_STREAMS:
+                    raise PdfTooComplex(
+                        f"The PDF has more than {_MAX_STREAMS:,} streams; it cannot be checked safely."
+                    )
+                yield (
+                    base + found.end(),
+                    generic.Reference(int(header.group(1)), int(header.group(2)), reader),
+                )
         position += len(chunk)
         tail = window[-40:]
         stream.seek(position)
 
 
-def _read_at(stream: BinaryIO, offset: int, length: int) -> bytes:
+def _keyword_at(stream: BinaryIO, offset: int) -> tuple[int, bytes]:
+    """The first keyword at or after ``offset`` in the next megabyte: its offset and text."""
     here = stream.tell()
     stream.seek(offset)
-    data = stream.read(length)
+    data = stream.read(_CHUNK)
     stream.seek(here)
-    return data
+    match = _KEYWORD.search(data)
+    return (offset + match.start(), match.group()) if match else (offset, b"")
 
 
 def _filter_names(obj: generic.StreamObject) -> list[str]:
@@ -465,7 +516,7 @@ def _count_pages(reader: PdfFileReader, *, max_pages: int) -> int:
         raise CorruptPdf("The PDF has no page tree.")
     declared = _node_count(root_ref.get_object())
     if declared > max_pages:
-        raise InvalidDocument(
+        raise PdfTooComplex(
             f"The document claims to have {declared:,} pages; at most {max_pages:,} pages can be signed."
         )
     seen = {root_ref.reference}
@@ -497,7 +548,7 @@ def _count_pages(reader: PdfFileReader, *, max_pages: int) -> int:
                 )
         elif kind == "/Pages":
             if len(frames) >= _MAX_TREE_DEPTH:
-                raise CorruptPdf(_TOO_DEEP)
+                raise PdfTooComplex(_TOO_DEEP)
             frames.append((_node_count(kid), iter(_kids(kid)), leaves))
         else:
             raise CorruptPdf(
