@@ -14,13 +14,15 @@ BENCH_ARGS ?=
 # Read by scripts/start.sh and scripts/create_site.py (defaults: admin / officer).
 export ESIGN_ADMIN_PASSWORD ESIGN_OFFICER_PASSWORD
 
-.PHONY: help venv system-deps start demo test bench lint locales clean clean-data
+.PHONY: help venv system-deps start start-cluster demo test bench lint locales clean clean-data
 
 help:
 	@echo "make venv         .venv with esign.plone and the test extras, pinned by constraints.txt"
-	@echo "make system-deps  Debian packages the tests call: poppler-utils, qpdf, libnss3-tools (root/sudo)"
+	@echo "make system-deps  Debian packages the tests call: poppler-utils, qpdf, postgresql, ... (root/sudo)"
 	@echo "make start        Plone site with esign.plone on http://localhost:8080/Plone (data in instance/, var/)"
 	@echo "                  with the local BankID, eTjänstekort (SITHS) and mail servers (scripts/servers.sh)"
+	@echo "make start-cluster  the same site on two Zope instances (8080, 8081) sharing RelStorage on a"
+	@echo "                  PostgreSQL of its own (data in var/cluster/; scripts/cluster.py, docs/cluster.md)"
 	@echo "make demo         one two-signer case in a throwaway site; writes var/demo/demo-signed.pdf"
 	@echo "make test         the test suite (PYTEST_ARGS='-k ...' to narrow it)"
 	@echo "make bench        bench/bench_signing.py, then bench/bench_levels.py (B-T, B-LTA) (BENCH_ARGS='...')"
@@ -33,10 +35,10 @@ help:
 venv: $(VENV_STAMP)
 
 $(VENV_STAMP): setup.py constraints.txt
-	@echo "venv: installing esign.plone[test] into $(VENV) with $(PYTHON)"
+	@echo "venv: installing esign.plone[test,servers,cluster] into $(VENV) with $(PYTHON)"
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --no-input -U pip==26.3 wheel >&2
-	$(BIN)/python -m pip install --no-input -c constraints.txt -e ".[test,servers]" >&2
+	$(BIN)/python -m pip install --no-input -c constraints.txt -e ".[test,servers,cluster]" >&2
 	@touch $@
 
 system-deps:
@@ -44,6 +46,12 @@ system-deps:
 
 start: venv
 	@bash scripts/start.sh
+
+# PostgreSQL (Debian's binaries, a data directory of its own), the local servers and two
+# instances; Ctrl-C stops them all. INSTANCES=3 for more (ports 8080, 8081, 8082, ...).
+INSTANCES ?= 2
+start-cluster: venv system-deps
+	@$(BIN)/python scripts/cluster.py start --instances $(INSTANCES)
 
 demo: venv
 	@$(BIN)/python scripts/demo.py

@@ -64,6 +64,13 @@ setup(
         "servers": [
             "aiosmtpd",
         ],
+        # Cluster mode (`make start-cluster`, tests/cluster): several Zope instances on one
+        # RelStorage database in PostgreSQL. psycopg2-binary is the driver RelStorage's
+        # "postgresql" extra names (psycopg2), as a wheel: nothing to compile, no libpq-dev.
+        "cluster": [
+            "RelStorage>=4.3",
+            "psycopg2-binary>=2.9",
+        ],
     },
     entry_points={
         "z3c.autoinclude.plugin": ["target = plone"],

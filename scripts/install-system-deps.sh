@@ -3,7 +3,9 @@
 #   poppler-utils (pdfsig), qpdf (qpdf), libnss3-tools (certutil),
 #   chromium (the browser the end-to-end journey test drives with Playwright),
 #   softhsm2 (a PKCS#11 token for the CA/TSA keys in tests), fonts-dejavu-core (the
-#   OpenType font of the visible signature stamps), openssl (independent OCSP/CRL checks).
+#   OpenType font of the visible signature stamps), openssl (independent OCSP/CRL checks),
+#   postgresql (the server binaries, /usr/lib/postgresql/*/bin, for the cluster test and
+#   `make start-cluster`; they run their own data directory, not the packaged cluster).
 # Fast when everything is present: apt-get runs only for what is missing.
 set -euo pipefail
 
@@ -15,6 +17,7 @@ declare -A COMMAND_OF=(
   [softhsm2]=softhsm2-util
   [fonts-dejavu-core]=/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf
   [openssl]=openssl
+  [postgresql]=/usr/lib/postgresql
 )
 
 # A command name, or an absolute path for packages without one (fonts).
@@ -23,7 +26,7 @@ _present() {
 }
 
 missing=()
-for pkg in poppler-utils qpdf libnss3-tools chromium softhsm2 fonts-dejavu-core openssl; do
+for pkg in poppler-utils qpdf libnss3-tools chromium softhsm2 fonts-dejavu-core openssl postgresql; do
   if _present "${COMMAND_OF[$pkg]}" \
      && dpkg -s "$pkg" 2>/dev/null | grep -q '^Status: install ok installed'; then
     continue
@@ -35,7 +38,7 @@ for pkg in poppler-utils qpdf libnss3-tools chromium softhsm2 fonts-dejavu-core 
 done
 
 if [ "${#missing[@]}" -eq 0 ]; then
-  echo "system-deps: pdfsig, qpdf, certutil, chromium, softhsm2, fonts and openssl are installed."
+  echo "system-deps: pdfsig, qpdf, certutil, chromium, softhsm2, fonts, openssl and postgresql are installed."
   exit 0
 fi
 

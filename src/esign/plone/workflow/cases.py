@@ -12,6 +12,7 @@ import hashlib
 import uuid
 from collections.abc import Iterable
 
+import transaction
 from persistent.list import PersistentList
 from plone import api
 from plone.locking.interfaces import MAX_TIMEOUT, ILockable, LockType
@@ -28,6 +29,8 @@ from esign.plone.errors import (
     IdentityMismatch,
     InvalidInput,
     NotFound,
+    PKIError,
+    SigningError,
     WrongState,
 )
 from esign.plone.events import SignatureAdded
@@ -299,6 +302,43 @@ def sign_case(
         # Staff are named by HSA-id on the case; their certificate's serialNumber is
         # that HSA-id, even when the IdP also vouched for a personnummer.
         identity = dataclasses.replace(identity, personal_number=None)
+    # The views answer an ESignError with a page and let the request commit: whatever the
+    # engine wrote before it failed (the one-time certificate in the registry) must go.
+    savepoint = transaction.savepoint()
+    try:
+        return _sign(case, record, identity=identity, evidence=evidence)
+    except SigningError as exc:
+        savepoint.rollback()
+        logger.warning(
+            "Case %s: the signature of signer %s failed, nothing was kept: %s",
+            case.UID(),
+            record.position,
+            exc,
+        )
+        if isinstance(exc, PKIError):
+            raise
+        failure = SigningError(SIGNING_FAILED)
+        # The engine's own inputs were checked above; what fails here is a service it
+        # depends on (the TSA, an HSM): the signer may try again later.
+        failure.http_status = 503
+        raise failure from exc
+    except Exception:
+        savepoint.rollback()
+        raise
+
+
+#: What a signer reads when the signature could not be made (the engine's reason goes to the log).
+SIGNING_FAILED = (
+    "Underskriften kunde inte göras just nu på grund av ett tekniskt fel. Ingen underskrift gjordes. "
+    "Försök igen om en stund."
+)
+
+
+def _sign(
+    case, record: SignerRecord, *, identity: VerifiedIdentity, evidence: dict | None
+) -> SignatureResult:
+    # Every call to a service that can fail (the TSA) comes before the first change to the
+    # case, and every mail after the last one: a failure leaves the case as it was.
     source = working_document(case)
     signed = NamedBlobFile(contentType="application/pdf", filename=_signed_filename(case))
     field_name, stamp = _field_and_stamp(case, record, identity)
@@ -317,6 +357,10 @@ def sign_case(
             timestamper=timestamper,
             stamp=stamp,
         )
+    last = all(r.status == SIGNED for r in case.signer_records if r is not record)
+    archived = None
+    if last and profile.level == "B-LTA":
+        archived = _archive_timestamped(case, signed)
 
     case.signed_document = signed
     record.status = SIGNED
@@ -349,11 +393,11 @@ def sign_case(
         order_ref=record.evidence.get("order_ref", ""),
         **audit.authentication_details(identity, record=record),
     )
+    if archived is not None:
+        _keep_archive_timestamp(case, *archived, event="archive_timestamped")
     notify(SignatureAdded(case, record))
 
-    if all(r.status == SIGNED for r in case.signer_records):
-        if profile.level == "B-LTA":
-            add_archive_timestamp(case)
+    if last:
         with api.env.adopt_roles(["Manager"]):
             api.content.transition(obj=case, transition="complete")
     else:
@@ -387,10 +431,16 @@ def add_archive_timestamp(case, *, moment: dt.datetime | None = None) -> None:
 
     Also used to renew it (:func:`renew_archive_timestamp`) before its TSA certificate expires.
     """
+    stamped, expiry = _archive_timestamped(case, case.signed_document, moment=moment)
+    _keep_archive_timestamp(case, stamped, expiry, event="archive_timestamped")
+
+
+def _archive_timestamped(case, source, *, moment: dt.datetime | None = None) -> tuple:
+    """``source`` with a document timestamp on top, and when its TSA certificate expires; changes nothing."""
     from esign.plone.signing.ltv import add_document_timestamp, archive_timestamp_expiry
 
     stamped = NamedBlobFile(contentType="application/pdf", filename=_signed_filename(case))
-    with case.signed_document.open() as reader, stamped.open("r+") as writer:
+    with source.open() as reader, stamped.open("r+") as writer:
         add_document_timestamp(
             reader,
             writer,
@@ -399,10 +449,14 @@ def add_archive_timestamp(case, *, moment: dt.datetime | None = None) -> None:
             moment=moment,
             allow_fetching=uses_external_tsa(),
         )
-    case.signed_document = stamped
     with stamped.open() as reader:
-        case.archive_timestamp_expiry = archive_timestamp_expiry(reader)
-    audit.record(case, "archive_timestamped", actor="system", tsa_expires=_iso(case.archive_timestamp_expiry))
+        return stamped, archive_timestamp_expiry(reader)
+
+
+def _keep_archive_timestamp(case, stamped, expiry: dt.datetime | None, *, event: str) -> None:
+    case.signed_document = stamped
+    case.archive_timestamp_expiry = expiry
+    audit.record(case, event, actor="system", tsa_expires=_iso(expiry))
 
 
 def renew_archive_timestamp(case, *, moment: dt.datetime | None = None) -> None:
@@ -420,12 +474,9 @@ def renew_archive_timestamp(case, *, moment: dt.datetime | None = None) -> None:
             moment=moment,
             allow_fetching=uses_external_tsa(),
         )
-    case.signed_document = renewed
     with renewed.open() as reader:
-        case.archive_timestamp_expiry = archive_timestamp_expiry(reader)
-    audit.record(
-        case, "archive_timestamp_renewed", actor="system", tsa_expires=_iso(case.archive_timestamp_expiry)
-    )
+        expiry = archive_timestamp_expiry(reader)
+    _keep_archive_timestamp(case, renewed, expiry, event="archive_timestamp_renewed")
 
 
 def _iso(moment: dt.datetime | None) -> str:

@@ -284,9 +284,15 @@ def poll_bankid(request) -> dict:
     flow = current_flow(request)
     if flow is None or flow.get("kind") != "bankid":
         return {"status": "failed", "message": "Inloggningen har avbrutits eller gått ut. Försök igen."}
+    client = bankid.BankIDClient(bankid_config())
     try:
-        result = bankid.BankIDClient(bankid_config()).collect(flow["order_ref"])
+        result = client.collect(flow["order_ref"])
     except BankIDError as exc:
+        # We give the order up: cancel it too, or the person's app still asks them to
+        # approve it and their next attempt meets "alreadyInProgress" (RFA4). Not when
+        # BankID did not answer at all: a second wait as long would only hold the page.
+        if exc.error_code != "unreachable":
+            _cancel_quietly(client, flow["order_ref"])
         end_flow(request)
         return {"status": "failed", "message": rfa.error_message(exc.error_code)}
     message = rfa.user_message(result.status, result.hint_code, flow=flow["mode"])
@@ -318,10 +324,17 @@ def cancel_bankid(request) -> None:
     flow = current_flow(request)
     if flow is not None and flow.get("kind") == "bankid":
         try:
-            bankid.BankIDClient(bankid_config()).cancel(flow["order_ref"])
+            _cancel_quietly(bankid.BankIDClient(bankid_config()), flow["order_ref"])
         except IdentityError:
-            logger.info("BankID cancel of order %s failed; it expires by itself", flow["order_ref"])
+            logger.info("BankID is not configured; order %s expires by itself", flow["order_ref"])
     end_flow(request)
+
+
+def _cancel_quietly(client: bankid.BankIDClient, order_ref: str) -> None:
+    try:
+        client.cancel(order_ref)
+    except IdentityError:
+        logger.info("BankID cancel of order %s failed; it expires by itself", order_ref)
 
 
 # -- SITHS over OpenID Connect ------------------------------------------------------------
