@@ -11,6 +11,7 @@ import datetime as dt
 import functools
 import hashlib
 import io
+import logging
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, BinaryIO
 
@@ -33,6 +34,8 @@ if TYPE_CHECKING:
     from pyhanko.sign.timestamps import TimeStamper
 
     from esign.plone.signing.sigpage import StampText
+
+logger = logging.getLogger(__name__)
 
 __all__ = ["DEFAULT_PROFILE", "OneTimeKeySigner", "sign_pdf", "sign_pdf_bytes"]
 
@@ -218,7 +221,9 @@ def sign_once(
     except ESignError:
         raise
     except Exception as exc:
-        raise SigningError(f"The document could not be {what}: {exc}") from exc
+        # The details (pyHanko's, a TSA's) go to the log; the message stays readable.
+        logger.warning("The document could not be %s", what, exc_info=True)
+        raise SigningError(f"The document could not be {what} ({type(exc).__name__}).") from exc
     finally:
         signer.forget_key()
 
