@@ -304,11 +304,11 @@ def sign_case(
         identity = dataclasses.replace(identity, personal_number=None)
     # The views answer an ESignError with a page and let the request commit: whatever the
     # engine wrote before it failed (the one-time certificate in the registry) must go.
-    savepoint = transaction.savepoint()
+    savepoint = transaction.savepoint(optimistic=True)
     try:
         return _sign(case, record, identity=identity, evidence=evidence)
     except SigningError as exc:
-        savepoint.rollback()
+        _undo(savepoint)
         logger.warning(
             "Case %s: the signature of signer %s failed, nothing was kept: %s",
             case.UID(),
@@ -323,8 +323,18 @@ def sign_case(
         failure.http_status = 503
         raise failure from exc
     except Exception:
-        savepoint.rollback()
+        _undo(savepoint)
         raise
+
+
+def _undo(savepoint) -> None:
+    try:
+        savepoint.rollback()
+    except TypeError:
+        # Some data manager in this transaction cannot roll back to a savepoint: then
+        # nothing of the request may be kept.
+        logger.warning("A failed signature could not be rolled back alone; the request keeps nothing")
+        transaction.doom()
 
 
 #: What a signer reads when the signature could not be made (the engine's reason goes to the log).
