@@ -16,6 +16,11 @@ from pathlib import Path
 # its own folder for them, as an instance's var/ would be.
 os.environ.setdefault("ESIGN_PKI_DIR", tempfile.mkdtemp(prefix="esign-pki-"))
 
+# Every test signer logs in from 127.0.0.1: the BankID rate limit (10 order starts per client
+# per 5 minutes by default) would throttle the suite itself. tests/plone/test_rate_limit.py
+# sets the rate it tests.
+os.environ.setdefault("ESIGN_BANKID_RATE", "10000/300")
+
 # Mail goes, as in production, through MailHost's queue to a real SMTP server:
 # the project's mail catcher, on a free port, for the whole test session.
 from esign.plone.testservers.mail import MailCatcher

@@ -27,7 +27,7 @@ from esign.plone.errors import (
     NotAuthenticated,
     NotFound,
 )
-from esign.plone.identity import bankid, rfa
+from esign.plone.identity import bankid, ratelimit, rfa
 from esign.plone.identity import oidc as oidc_module
 from esign.plone.identity.sessions import (
     SignerSession,
@@ -233,6 +233,7 @@ def start_bankid(request, *, purpose: str, mode: str, case=None, record=None) ->
         if not record.personal_number:
             raise Forbidden("Den här undertecknaren skriver under med eTjänstekort.")
         visible, hidden = sign_texts(case, record)
+        ratelimit.check_bankid_start(end_user_ip(request), response=request.response)
         order = client.sign(
             end_user_ip=end_user_ip(request),
             user_visible_data=visible,
@@ -240,6 +241,7 @@ def start_bankid(request, *, purpose: str, mode: str, case=None, record=None) ->
             personal_number=record.personal_number,
         )
     else:
+        ratelimit.check_bankid_start(end_user_ip(request), response=request.response)
         order = client.auth(end_user_ip=end_user_ip(request))
     start_flow(
         request,
