@@ -10,11 +10,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+import random
 import time
 
 import segno
+import transaction
 from plone import api
 from plone.protect.interfaces import IDisableCSRFProtection
+from ZODB.POSException import ConflictError
 from zope.interface import alsoProvides
 
 from esign.plone import audit, logger
@@ -243,6 +246,7 @@ def start_bankid(request, *, purpose: str, mode: str, case=None, record=None) ->
     else:
         ratelimit.check_bankid_start(end_user_ip(request), response=request.response)
         order = client.auth(end_user_ip=end_user_ip(request))
+    _cancel_unless_committed(client, order.order_ref)
     start_flow(
         request,
         {
@@ -260,6 +264,34 @@ def start_bankid(request, *, purpose: str, mode: str, case=None, record=None) ->
     if purpose == "sign":
         actor = audit.actor_for_signer(record)
         audit.record(case, "sign_started", actor=actor, method="bankid", order_ref=order.order_ref)
+
+
+def _cancel_unless_committed(client: bankid.BankIDClient, order_ref: str) -> None:
+    """Cancel the order at BankID if the transaction that records its flow does not commit.
+
+    The order is started before its flow is committed. When the commit fails (a
+    ConflictError: another signer's request changed the case or the rate count at the same
+    moment) Zope runs the whole request again, which starts a second order for the same
+    personnummer while the first is still pending: BankID answers ``alreadyInProgress`` and
+    cancels both, and the signer gets an error page for pressing "Skriv under" once. The
+    same happens after any other failure: an order whose flow was thrown away is one nobody
+    will collect, and it would block the person's next attempt until it expires. Cancelled
+    here, the retry (or the next attempt) starts afresh.
+    """
+    done: list[bool] = []
+
+    def cancel(*status: bool) -> None:
+        if done or (status and status[0]):  # after-commit hooks get True when it committed
+            return
+        done.append(True)
+        try:
+            client.cancel(order_ref)
+        except IdentityError:
+            logger.info("BankID order %s of an aborted request not cancelled; it expires", order_ref)
+
+    txn = transaction.get()
+    txn.addAfterCommitHook(cancel)
+    txn.addAfterAbortHook(cancel)
 
 
 def _flow_target(request, case, record) -> dict:
@@ -427,14 +459,37 @@ def _finish(request, *, purpose, identity, case_uid, signer_id, evidence) -> dic
     session = current_session(request)
     if session is None:
         return {"status": "failed", "message": "Du har loggats ut. Logga in och skriv under igen."}
+    # Signers who finish at the same moment all change the case (its document, its audit
+    # trail): all but one conflict and must sign again on top of the new revision. Zope would
+    # retry the whole request three times, collecting the BankID order (or trading the OIDC
+    # code, which works once) again each time, and a burst uses that up: the progress page
+    # then gets a 500 and stops. So the signature is retried here, with the proof in hand.
     case, record = signer_case(session, case_uid)
     if record.signer_id != signer_id or not _same_person(session.identity, identity):
         logger.warning("Refused signature on %s: the signing identity is not the logged-in signer", case_uid)
         raise IdentityMismatch(
             "Du skrev under som en annan person än den som är inloggad. Ingen underskrift gjordes."
         )
-    sign(case, record, identity=identity, evidence=evidence)
+    for attempt in range(1, SIGN_ATTEMPTS + 1):
+        if attempt > 1:
+            end_flow(request)  # undone with the attempt before
+            case, record = signer_case(session, case_uid)  # as the other signature left it
+        sign(case, record, identity=identity, evidence=evidence)
+        try:
+            transaction.commit()
+            break
+        except ConflictError:
+            transaction.abort()
+            if attempt == SIGN_ATTEMPTS:
+                raise
+            logger.info("Signature on case %s collided with another; attempt %s", case_uid, attempt + 1)
+            time.sleep(random.uniform(0, min(2.0, 0.1 * 2**attempt)))  # noqa: S311 - jitter, not a secret
     return {"status": "complete", "next": f"{portal_url()}/@@esign-done?case={case_uid}"}
+
+
+#: Attempts at one signature inside one request, when it conflicts with other signers' (each
+#: then waits up to 0.2, 0.4, ... 2 s): beyond this, Zope's own retries of the request follow.
+SIGN_ATTEMPTS = 8
 
 
 def _same_person(a: VerifiedIdentity, b: VerifiedIdentity) -> bool:
