@@ -31,19 +31,6 @@ def _sign(case, row) -> None:
     )
 
 
-def _pdf() -> bytes:
-    import io
-
-    from reportlab.pdfgen import canvas
-
-    buffer = io.BytesIO()
-    page = canvas.Canvas(buffer)
-    page.drawString(72, 760, "Avtal")
-    page.showPage()
-    page.save()
-    return buffer.getvalue()
-
-
 def _text(path: Path) -> str:
     return subprocess.run(
         ["pdftotext", "-layout", str(path), "-"], capture_output=True, text=True, check=True
@@ -110,14 +97,14 @@ def test_the_evidence_states_the_audit_trails_head_hash_at_completion(signed_cas
     assert audit.verify(signed_case).ok
 
 
-def test_pdfsig_validates_the_sites_seal_on_the_evidence(functional_portal, tmp_path):
+def test_pdfsig_validates_the_sites_seal_on_the_evidence(functional_portal, pdf_bytes, tmp_path):
     with api.env.adopt_roles(["Manager"]):
         case = api.content.create(
             container=functional_portal,
             type="SigningCase",
             title="Avtal",
             information_class="K2",
-            document=NamedBlobFile(_pdf(), filename="avtal.pdf", contentType="application/pdf"),
+            document=NamedBlobFile(pdf_bytes, filename="avtal.pdf", contentType="application/pdf"),
             signers=[dict(ANNA), dict(BERTIL)],
         )
         esign.send_case(case)
