@@ -160,7 +160,7 @@ class TimeStampAuthority:
     """An RFC 3161 time-stamping authority: timestamp requests in, timestamp responses out.
 
     Tokens are CMS SignedData over a TSTInfo with the signed attributes content-type,
-    message-digest, signing-time and ESS signing-certificate-v2 (SHA-256, with
+    message-digest, signing-time and ESS signing-certificate-v2 (SHA-512, with
     issuerSerial), as ETSI EN 319 422 profiles them; SHA-256 digest, signed by ``key``.
 
     :param certificate: the TSA certificate (see :func:`tsa_certificate_builder`).
@@ -212,8 +212,13 @@ class TimeStampAuthority:
             {
                 "certs": [
                     {
-                        # hashAlgorithm left at its DEFAULT, SHA-256 (RFC 5035).
-                        "cert_hash": hashlib.sha256(self._certificate_asn1.dump()).digest(),
+                        # SHA-512, named explicitly. With the DEFAULT (SHA-256, left out of
+                        # the DER) the first reader of the field makes asn1crypto fill the
+                        # default in and mark the value changed; once the token sits in a
+                        # signature's CMS, every dump() then re-encodes each of the ~17
+                        # levels above it twice over (2^17 work, tens of seconds a signature).
+                        "hash_algorithm": {"algorithm": "sha512"},
+                        "cert_hash": hashlib.sha512(self._certificate_asn1.dump()).digest(),
                         "issuer_serial": {
                             "issuer": [
                                 asn1_x509.GeneralName(
