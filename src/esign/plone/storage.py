@@ -18,6 +18,12 @@ from zope.annotation.interfaces import IAnnotations
 
 KEY = "esign.plone.stores"
 
+#: A key every store keeps and nobody deletes. A BTree resolves two transactions' concurrent
+#: changes to one bucket only if neither empties the bucket or removes its first key; the
+#: login flows and sessions (an entry per running BankID order, deleted at its end) do both
+#: all the time. "" sorts before every digest, so the first key of the first bucket stays put.
+ANCHOR = ""
+
 
 def _stores() -> PersistentMapping:
     portal = api.portal.get()
@@ -33,6 +39,14 @@ def store(name: str) -> OOBTree:
     tree = stores.get(name)
     if tree is None:
         tree = stores[name] = OOBTree()
+        tree[ANCHOR] = PersistentMapping()
+    return tree
+
+
+def _anchored(tree: OOBTree) -> OOBTree:
+    # Stores made before the anchor existed get it with their next write.
+    if ANCHOR not in tree:
+        tree[ANCHOR] = PersistentMapping()
     return tree
 
 
@@ -41,7 +55,7 @@ def digest(secret: str) -> str:
 
 
 def put(name: str, secret: str, value: dict) -> None:
-    store(name)[digest(secret)] = PersistentMapping(value)
+    _anchored(store(name))[digest(secret)] = PersistentMapping(value)
 
 
 def get(name: str, secret: str | None, *, now: float | None = None) -> PersistentMapping | None:
@@ -63,7 +77,7 @@ def delete(name: str, secret: str) -> None:
 
 def delete_where(name: str, predicate) -> int:
     tree = store(name)
-    doomed = [k for k, v in tree.items() if predicate(v)]
+    doomed = [k for k, v in tree.items() if k != ANCHOR and predicate(v)]
     for k in doomed:
         del tree[k]
     return len(doomed)
@@ -75,7 +89,7 @@ def purge_expired(name: str, *, now: float | None = None, limit: int = 200) -> i
     tree = store(name)
     doomed = []
     for key, value in tree.items():
-        if value.get("expires") is not None and value["expires"] < now:
+        if key != ANCHOR and value.get("expires") is not None and value["expires"] < now:
             doomed.append(key)
             if len(doomed) >= limit:
                 break

@@ -478,11 +478,14 @@ def _finish(request, *, purpose, identity, case_uid, signer_id, evidence) -> dic
         try:
             transaction.commit()
             break
-        except ConflictError:
+        except ConflictError as exc:
             transaction.abort()
             if attempt == SIGN_ATTEMPTS:
                 raise
-            logger.info("Signature on case %s collided with another; attempt %s", case_uid, attempt + 1)
+            # The error names the object both changed (an oid and its class), nothing personal.
+            logger.info(
+                "Signature on case %s collided with another (%s); attempt %s", case_uid, exc, attempt + 1
+            )
             time.sleep(random.uniform(0, min(2.0, 0.1 * 2**attempt)))  # noqa: S311 - jitter, not a secret
     return {"status": "complete", "next": f"{portal_url()}/@@esign-done?case={case_uid}"}
 
