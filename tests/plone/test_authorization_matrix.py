@@ -100,7 +100,7 @@ def _header_checks():
     for door in DOORS:
         checks = []
         if door.signer_page:
-            checks += ["framing", "nosniff", "referrer"]
+            checks += ["framing", "nosniff", "referrer", "csp"]
         elif door.personal and matrix.sample_call(door).rest:
             checks += ["nosniff"]
         if door.personal or door.signer_page:
@@ -111,6 +111,28 @@ def _header_checks():
 
 
 HEADER_CHECKS = list(_header_checks())
+SCRIPT_TAG = re.compile(r"<script\b([^>]*)>", re.IGNORECASE)
+
+
+def _assert_scripts_allowed_only_by_policy(response, where: str) -> None:
+    """A signer page's policy allows no inline script but its own, which carries the nonce."""
+    policy = dict(
+        [*part.split(" ", 1), ""][:2]
+        for part in (p.strip() for p in response.headers.get("Content-Security-Policy", "").split(";"))
+        if part
+    )
+    assert "'unsafe-inline'" not in policy.get("script-src", "'unsafe-inline'"), where
+    assert policy.get("object-src") == "'none'" and "frame-ancestors" in policy, where
+    nonces = re.findall(r"'nonce-([^']+)'", policy["script-src"])
+    assert len(nonces) == 1, where
+    for attributes in SCRIPT_TAG.findall(response.text):
+        if "src=" in attributes:
+            source = re.search(r'src="([^"]*)"', attributes).group(1)
+            assert source.startswith(("/", response.url.split("/@@")[0].split("/++")[0])), (where, source)
+        else:
+            assert f'nonce="{nonces[0]}"' in attributes, (where, attributes)
+
+
 REFERRER_POLICIES = ("no-referrer", "same-origin", "strict-origin", "strict-origin-when-cross-origin")
 
 
@@ -349,3 +371,5 @@ class TestAuthorizationMatrix:
                 assert headers.get("Referrer-Policy") in REFERRER_POLICIES, where
             elif check == "no-store":
                 assert "no-store" in headers.get("Cache-Control", ""), where
+            elif check == "csp" and headers.get("Content-Type", "").startswith("text/html"):
+                _assert_scripts_allowed_only_by_policy(response, where)

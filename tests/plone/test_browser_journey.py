@@ -104,17 +104,28 @@ def site(functional_portal, bankid_server, idp):
 
 @pytest.fixture()
 def contexts(browser) -> Iterator:
-    """Fresh browser contexts (separate cookie jars: separate people); closed afterwards."""
+    """Fresh browser contexts (separate cookie jars: separate people); closed afterwards.
+
+    Whatever a page's content security policy blocks shows in the browser's console: the
+    signer's pages must work under their policy, so nothing may be blocked.
+    """
     opened = []
+    blocked: list[str] = []
+
+    def on_console(message) -> None:
+        if "Content Security Policy" in message.text:
+            blocked.append(message.text)
 
     def factory():
         context = new_context(browser)
+        context.on("console", on_console)
         opened.append(context)
         return context
 
     yield factory
     for context in opened:
         context.close()
+    assert not blocked, blocked
 
 
 # -- steps ------------------------------------------------------------------------------

@@ -9,6 +9,7 @@ cached, and no personnummer ever appears in a URL.
 from __future__ import annotations
 
 import json
+import secrets
 
 from plone.namedfile.utils import set_headers, stream_data
 from Products.Five.browser import BrowserView
@@ -21,12 +22,23 @@ from esign.plone.identity import sessions
 from esign.plone.workflow import cases, journey
 from esign.plone.workflow.links import resolve_link
 
+#: For the signer's pages: nothing from other sites, no inline script but the page's own
+#: (by nonce), no plugins, no framing by others. Styles may be inline (Plone's templates use
+#: style attributes); images may be data: URLs (the BankID QR code). No form-action: the
+#: SITHS login form posts here and is redirected to the IdP, which browsers check against it.
+CONTENT_SECURITY_POLICY = (
+    "default-src 'self'; script-src 'self' 'nonce-{nonce}'; style-src 'self' 'unsafe-inline'; "
+    "img-src 'self' data:; object-src 'none'; base-uri 'self'; frame-ancestors 'self'"
+)
+
 
 class SignerView(BrowserView):
     """Common ground: no caching, CSRF token, session, and errors as pages."""
 
     template = None
     error: ESignError | None = None
+    #: The nonce of this page's own scripts (``<script tal:attributes="nonce view/csp_nonce">``).
+    csp_nonce = ""
 
     def __call__(self):
         response = self.request.response
@@ -46,7 +58,14 @@ class SignerView(BrowserView):
             return self.error_page()
         if result is not None:
             return result
-        return self.template()
+        return self.page(self.template)
+
+    def page(self, template) -> str:
+        """A page, under a content security policy: scripts from the site, or ours by nonce."""
+        self.csp_nonce = secrets.token_urlsafe(18)
+        policy = CONTENT_SECURITY_POLICY.format(nonce=self.csp_nonce)
+        self.request.response.setHeader("Content-Security-Policy", policy)
+        return template()
 
     def handle(self):
         """Do the work; return a response body to short-cut the template, or None."""
@@ -54,7 +73,7 @@ class SignerView(BrowserView):
     error_template = ViewPageTemplateFile("templates/signer_error.pt")
 
     def error_page(self):
-        return self.error_template()
+        return self.page(self.error_template)
 
     @property
     def portal_url(self) -> str:
