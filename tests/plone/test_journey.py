@@ -265,6 +265,29 @@ def test_a_link_dies_when_the_case_is_withdrawn(site, sent_case):
     assert "ogiltig eller har gått ut" in response.text
 
 
+def test_withdrawing_one_case_kills_its_links_only(site, sent_case):
+    """Links are withdrawn by the hashes kept on their case, not by a search of every link."""
+    from zope.annotation.interfaces import IAnnotations
+
+    from esign.plone.workflow import links
+
+    first, second = sent_case(signers=(ANNA,)), sent_case(signers=(ANNA,))
+    first_link = link_in(text_of(mail_to(ANNA["email"], first)))
+    second_link = link_in(text_of(mail_to(ANNA["email"], second)))
+    # A case sent before the hashes were kept: found through the store.
+    del IAnnotations(refresh(second))[links.CASE_KEY]
+    transaction.commit()
+    with api.env.adopt_user(username="officer"):
+        esign.withdraw_case(refresh(first))
+    transaction.commit()
+    assert browser_for(site).get(first_link).status_code == 404
+    assert browser_for(site).get(second_link).status_code != 404
+    with api.env.adopt_user(username="officer"):
+        esign.withdraw_case(refresh(second))
+    transaction.commit()
+    assert browser_for(site).get(second_link).status_code == 404
+
+
 def test_no_personnummer_in_any_address_of_the_journey(site, sent_case, tester):
     case = sent_case(signers=(ANNA,))
     anna = browser_for(site)

@@ -13,11 +13,16 @@ import secrets
 from zoneinfo import ZoneInfo
 
 from plone import api
+from zope.annotation.interfaces import IAnnotations
 
 from esign.plone import storage
 from esign.plone.errors import NotFound
 
 STORE = "links"
+#: On the case: the hashes of the tokens issued for it, so that withdrawing them touches
+#: those entries only (not every live link of the site, which conflicts with every other
+#: case completing at the same moment and grows with the site).
+CASE_KEY = "esign.plone.links"
 SWEDEN = ZoneInfo("Europe/Stockholm")
 
 
@@ -34,6 +39,8 @@ def issue_link(case, record) -> str:
     """A fresh token for ``record``; the raw token exists only in the mail that carries it."""
     token = secrets.token_urlsafe(24)
     storage.put(STORE, token, {"case": case.UID(), "signer": record.signer_id, "expires": _expiry(case)})
+    annotations = IAnnotations(case)
+    annotations[CASE_KEY] = (*annotations.get(CASE_KEY, ()), storage.digest(token))
     return token
 
 
@@ -55,5 +62,20 @@ def resolve_link(token: str | None) -> tuple[str, str]:
 
 
 def revoke_links(case) -> int:
-    uid = case.UID()
-    return storage.delete_where(STORE, lambda entry: entry.get("case") == uid)
+    """Withdraw every link of ``case``; returns how many were still live."""
+    annotations = IAnnotations(case)
+    issued = annotations.get(CASE_KEY)
+    if issued is None:
+        # A case sent before the hashes were kept on it: look through the store.
+        uid = case.UID()
+        return storage.delete_where(STORE, lambda entry: entry.get("case") == uid)
+    if not issued:
+        return 0
+    tree, uid, revoked = storage.store(STORE), case.UID(), 0
+    for key in issued:
+        entry = tree.get(key)
+        if entry is not None and entry.get("case") == uid:  # a copied case carries the list too
+            del tree[key]
+            revoked += 1
+    annotations[CASE_KEY] = ()
+    return revoked
