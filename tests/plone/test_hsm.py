@@ -43,7 +43,9 @@ def hsm_site(functional_portal, monkeypatch):
     sitepki._forget()
 
 
-def test_a_case_signs_end_to_end_with_the_ca_and_tsa_keys_in_softhsm(hsm_site, functional_portal, pdf_bytes, tmp_path):
+def test_a_case_signs_end_to_end_with_the_ca_and_tsa_keys_in_softhsm(
+    hsm_site, functional_portal, pdf_bytes, tmp_path
+):
     directory = sitepki.pki_directory()
     # The keys are in the token: no key file beside the certificates but the root's.
     assert not (directory / "issuing-key.pem").exists()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import html as htmllib
 import re
 
 import pytest
@@ -12,9 +13,16 @@ from plone import api
 from plone.app.testing import SITE_OWNER_NAME, SITE_OWNER_PASSWORD, login
 from plone.namedfile.file import NamedBlobFile
 from Products.CMFCore.indexing import processQueue
+from Products.ZCatalog.CatalogBrains import AbstractCatalogBrain
+from zope.component import getMultiAdapter
+from zope.interface import alsoProvides
 
 from esign.plone import api as esign
 from esign.plone.content.identifiers import identity_key
+from esign.plone.interfaces import IESignLayer
+from esign.plone.officer.catalog import COLUMNS
+from esign.plone.officer.views import PAGE_SIZE, case_row
+from esign.plone.workflow import lifecycle
 from esign.plone.workflow.cases import hash_salt, identity_keys_of
 from helpers.site import ANNA, BERTIL, STAFF, identity_of
 
@@ -117,11 +125,12 @@ def test_the_search_finds_a_case_by_title_or_diarienummer(site, new_case):
     assert "Inga ärenden hittades" in my_cases(site, OFFICER, q="finns inte").text
 
 
-def test_a_past_deadline_is_highlighted_while_the_case_still_awaits_signatures(site, new_case):
+def test_a_past_deadline_is_highlighted_while_the_case_still_awaits_signatures(site, new_case, monkeypatch):
     late = new_case(title="Försenat avtal", send=True, deadline=dt.date.today() + dt.timedelta(days=3))
-    late.deadline = dt.date.today() - dt.timedelta(days=2)  # the tick has not run yet
-    transaction.commit()
-    new_case(title="Avtal i tid", send=True, deadline=dt.date.today() + dt.timedelta(days=3))
+    new_case(title="Avtal i tid", send=True, deadline=dt.date.today() + dt.timedelta(days=30))
+    # Five days later, and the tick has not run yet: the case still awaits signatures.
+    later = dt.datetime.now(dt.UTC) + dt.timedelta(days=5)
+    monkeypatch.setattr("esign.plone.officer.views.current_time", lambda: later)
     html = my_cases(site, OFFICER).text
     assert "esign-overdue" in row_of(html, "Försenat avtal")
     assert late.deadline.isoformat() in row_of(html, "Försenat avtal")
@@ -235,3 +244,173 @@ def test_a_signers_pending_cases_are_found_by_the_hash_and_not_by_the_plain_numb
         for plain in (ANNA["personal_number"], STAFF["hsa_id"]):
             assert len(api.content.find(SearchableText=plain, unrestricted=True)) == 0
             assert len(api.content.find(esign_signer_keys=plain, unrestricted=True)) == 0
+
+
+# -- many cases: pages, and rows from the catalog alone ----------------------------------
+
+
+def titles_on(html: str) -> list[str]:
+    return re.findall(r'<tr[^>]*esign-case-row[^>]*>\s*<td><a href="[^"]*">([^<]+)</a>', html)
+
+
+def link(html: str, css_class: str) -> str:
+    match = re.search(rf'<a class="{css_class}" href="([^"]+)"', html)
+    assert match, f"no {css_class} link"
+    return htmllib.unescape(match.group(1))
+
+
+def test_more_cases_than_a_page_show_the_first_page_the_count_and_a_link_to_the_rest(site, pdf_bytes):
+    with api.env.adopt_user(username=OFFICER[0]):
+        for number in range(1, PAGE_SIZE + 4):
+            api.content.create(
+                container=site,
+                type="SigningCase",
+                title=f"Ramavtal nr {number:03d}",
+                information_class="K2",
+                document=NamedBlobFile(pdf_bytes, filename="avtal.pdf", contentType="application/pdf"),
+                signers=[dict(ANNA)],
+            )
+    transaction.commit()
+    everything = {f"Ramavtal nr {number:03d}" for number in range(1, PAGE_SIZE + 4)}
+
+    first = my_cases(site, OFFICER, q="ramavtal").text
+    assert f'Utkast (<span class="esign-group-count">{PAGE_SIZE + 3}</span>)' in first
+    shown = titles_on(first)
+    assert len(shown) == PAGE_SIZE
+    more = link(first, "esign-show-more")
+    assert "Visa fler" in first
+    assert "q=ramavtal" in more and "state=draft" in more
+
+    rest = requests.get(more, auth=OFFICER, timeout=30).text
+    assert f"Visar {PAGE_SIZE + 1}–{PAGE_SIZE + 3} av {PAGE_SIZE + 3}" in rest
+    assert set(titles_on(rest)) | set(shown) == everything
+    assert not set(titles_on(rest)) & set(shown)
+    back = requests.get(link(rest, "esign-previous-page"), auth=OFFICER, timeout=30).text
+    assert titles_on(back) == shown
+    assert "esign-next-page" in back and "Föregående sida" not in back
+    # An old link past the end (cases have moved on since) shows the last page.
+    beyond = my_cases(site, OFFICER, q="ramavtal", state="draft", b_start="1000").text
+    assert sorted(titles_on(beyond)) == sorted(titles_on(rest))
+
+
+@pytest.fixture()
+def dashboard(portal, officer, make_case):
+    """Render "Mina ärenden" in process, as the logged-in officer."""
+    login(portal, "officer")
+
+    def render(**form) -> str:
+        request = portal.REQUEST
+        alsoProvides(request, IESignLayer)
+        request.form.clear()
+        request.form.update(form)
+        return getMultiAdapter((portal, request), name="esign-my-cases")()
+
+    return render
+
+
+def test_the_rows_come_from_the_catalog_without_loading_a_single_case(
+    portal, dashboard, make_case, monkeypatch
+):
+    draft = make_case(title="Utkast om lokaler", case_number="RS 2025-0001")
+    sent = make_case(title="Skickat hyresavtal", signers=(ANNA, BERTIL))
+    esign.send_case(sent)
+    sign_as(sent, ANNA)
+    processQueue()
+    transaction.savepoint(optimistic=True)
+    for case in (draft, sent):
+        case._p_deactivate()
+        assert case._p_status == "ghost"
+
+    def refuse(self, *args, **kwargs):
+        raise AssertionError("the listing loaded a case")
+
+    monkeypatch.setattr(AbstractCatalogBrain, "getObject", refuse)
+    monkeypatch.setattr(AbstractCatalogBrain, "_unrestrictedGetObject", refuse)
+    for form in ({}, {"q": "hyres"}, {"state": "awaiting_signature"}):
+        html = dashboard(**form)
+        assert "Skickat hyresavtal" in html
+    assert "1 av 2 undertecknat" in row_of(html, "Skickat hyresavtal")
+    assert "Bertil Berg" in row_of(html, "Skickat hyresavtal")
+    assert "RS 2025-0001" in row_of(dashboard(), "Utkast om lokaler")
+    assert [case._p_status for case in (draft, sent)] == ["ghost", "ghost"]
+
+
+def sign_as(case, row) -> None:
+    key = row.get("personal_number") or row.get("hsa_id")
+    record = next(r for r in case.signer_records if key in (r.personal_number, r.hsa_id))
+    esign.sign_case(case, signer_id=record.signer_id, identity=identity_of(row))
+
+
+def listed(case):
+    """The case's row as the dashboard builds it, from the catalog."""
+    (brain,) = api.content.find(UID=case.UID())
+    return case_row(brain, today=dt.date.today())
+
+
+def test_the_listing_columns_follow_the_case_through_send_sign_decline_and_expiry(portal, officer, make_case):
+    login(portal, "officer")
+    deadline = dt.date.today() + dt.timedelta(days=10)
+    case = make_case(title="Avtal om tolktjänster", case_number="RS 2025-0300", deadline=deadline)
+    row = listed(case)
+    assert (row.state, row.signed, row.total, row.waiting_for) == ("draft", 0, 2, ())
+    assert (row.case_number, row.deadline) == ("RS 2025-0300", deadline)
+
+    esign.send_case(case)
+    row = listed(case)
+    assert (row.state, row.signed, row.total) == ("awaiting_signature", 0, 2)
+    assert row.waiting_for == (ANNA["name"], BERTIL["name"])
+
+    sign_as(case, ANNA)
+    row = listed(case)
+    assert (row.state, row.signed, row.waiting_for) == ("awaiting_signature", 1, (BERTIL["name"],))
+
+    record = next(r for r in case.signer_records if r.personal_number == BERTIL["personal_number"])
+    esign.decline_case(case, signer_id=record.signer_id, reason="Fel belopp")
+    row = listed(case)
+    assert (row.state, row.signed, row.total, row.waiting_for) == ("declined", 1, 2, ())
+
+    complete = make_case(title="Avtal som blir klart", signers=(ANNA,))
+    esign.send_case(complete)
+    sign_as(complete, ANNA)
+    row = listed(complete)
+    assert (row.state, row.signed, row.total, row.waiting_for) == ("signed", 1, 1, ())
+
+    late = make_case(title="Avtal som går ut", deadline=deadline)
+    esign.send_case(late)
+    assert listed(late).waiting_for == (ANNA["name"], BERTIL["name"])
+    after = dt.datetime.combine(deadline + dt.timedelta(days=1), dt.time(12), tzinfo=dt.UTC)
+    with api.env.adopt_roles(["Manager"]):
+        assert lifecycle.expire_due(now=after) == [late.UID()]
+    row = listed(late)
+    assert (row.state, row.signed, row.total, row.waiting_for) == ("expired", 0, 2, ())
+
+    withdrawn = make_case(title="Avtal som dras tillbaka")
+    esign.send_case(withdrawn)
+    esign.withdraw_case(withdrawn)
+    row = listed(withdrawn)
+    assert (row.state, row.total, row.waiting_for) == ("draft", 2, ())
+
+
+def test_the_upgrade_fills_the_listing_columns_of_existing_cases(portal, officer, make_case, setup_tool):
+    login(portal, "officer")
+    draft = make_case(title="Gammalt utkast", case_number="RS 2024-0009")
+    sent = make_case(title="Gammalt skickat avtal")
+    esign.send_case(sent)
+    sign_as(sent, ANNA)
+    processQueue()
+    modified = sent.modified()
+    catalog = api.portal.get_tool("portal_catalog")
+    for column in COLUMNS:  # a site from before 1004
+        catalog.delColumn(column)
+    setup_tool.setLastVersionForProfile("esign.plone:default", "1003")
+
+    with api.env.adopt_roles(["Manager"]):
+        setup_tool.upgradeProfile("esign.plone:default")
+
+    assert setup_tool.getLastVersionForProfile("esign.plone:default") == ("1004",)
+    assert set(COLUMNS) <= set(catalog.schema())
+    row = listed(sent)
+    assert (row.signed, row.total, row.waiting_for) == (1, 2, (BERTIL["name"],))
+    assert (listed(draft).case_number, listed(draft).total) == ("RS 2024-0009", 2)
+    assert sent.modified() == modified  # the cases themselves were not touched
+    assert esign.cases_for_identity(personal_number=BERTIL["personal_number"]) == [sent]

@@ -49,4 +49,4 @@ def test_an_old_site_gets_the_new_settings_by_the_upgrade_step(portal, setup_too
     setup_tool.setLastVersionForProfile("esign.plone:default", "1000")
     setup_tool.upgradeProfile("esign.plone:default")
     assert api.portal.get_registry_record("esign.session_idle_minutes") == 15
-    assert setup_tool.getLastVersionForProfile("esign.plone:default") == ("1003",)
+    assert setup_tool.getLastVersionForProfile("esign.plone:default") == ("1004",)

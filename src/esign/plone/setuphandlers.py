@@ -62,3 +62,10 @@ def ensure_trust_services(context=None) -> None:
     from esign.plone.sitepki import ensure_tsa
 
     ensure_tsa()
+
+
+def fill_listing_metadata(context=None) -> None:
+    """Upgrade 1004: the catalog columns "Mina ärenden" lists cases by, for existing cases."""
+    from esign.plone.officer.catalog import fill_listing_metadata
+
+    fill_listing_metadata()
