@@ -81,5 +81,7 @@ setup(
             "esign-mail-catcher = esign.plone.testservers.mail:main",
             "esign-tick = esign.plone.workflow.lifecycle:main",
         ],
+        # zope.ini: [filter:esign_database] use = egg:esign.plone#database_guard
+        "paste.filter_app_factory": ["database_guard = esign.plone.database:filter_app_factory"],
     },
 )

@@ -363,8 +363,15 @@ class PostgreSQL:
             connection.close()
 
     def stop(self) -> None:
+        """Fast shutdown: the clients are disconnected, the data flushed; :meth:`start` serves it again."""
         if self.child is not None:
             self.child.stop(timeout=60)
+
+    def restart(self, timeout: float = 60.0) -> PostgreSQL:
+        """Fast shutdown, then the same data on the same port again, as ``systemctl restart`` does:
+        every client's connections are cut (the tests' fault of a database that went away)."""
+        self.stop()
+        return self.start(timeout)
 
 
 # -- Zope instances ---------------------------------------------------------------------------
@@ -444,9 +451,16 @@ def run_instance(args: argparse.Namespace) -> int:
     sys.path.insert(0, str(SCRIPTS))
     import esign_site
 
+    from esign.plone.database import database_guard
+
     # Listen first: the site's addresses (the CA's OCSP/CRL URLs, mail links) name the port.
+    # database_guard: while PostgreSQL is away, a Swedish 503 instead of waitress's own 500.
     server = waitress.create_server(
-        publish_module, host=args.host, port=args.port, threads=args.threads, ident="esign-cluster"
+        database_guard(publish_module),
+        host=args.host,
+        port=args.port,
+        threads=args.threads,
+        ident="esign-cluster",
     )
     port = int(server.effective_port)
     public_host = args.public_host or args.host
@@ -721,16 +735,30 @@ class Cluster:
         env["no_proxy"] = env["NO_PROXY"] = no_proxy
         return env
 
-    def add_instance(self, *, port: int = 0, max_conflict_retries: int | None = None) -> str:
-        """One more instance on the running cluster (the site exists). Returns its site URL."""
+    def add_instance(
+        self, *, port: int = 0, max_conflict_retries: int | None = None, env: dict[str, str] | None = None
+    ) -> str:
+        """One more instance on the running cluster (the site exists). Returns its site URL.
+
+        :param env: variables for this instance only, on top of :meth:`instance_environment`
+            (a test points one instance at a fault proxy with ``ESIGN_BANKID_URL``).
+        """
         number = len(self.instances) + 1
         t0 = time.monotonic()
-        self._start_instance(number, port, create_site=False, max_conflict_retries=max_conflict_retries)
+        self._start_instance(
+            number, port, create_site=False, max_conflict_retries=max_conflict_retries, env=env
+        )
         self._timed(f"instance {number}", t0)
         return self.urls[-1]
 
     def _start_instance(
-        self, number: int, port: int, *, create_site: bool, max_conflict_retries: int | None = None
+        self,
+        number: int,
+        port: int,
+        *,
+        create_site: bool,
+        max_conflict_retries: int | None = None,
+        env: dict[str, str] | None = None,
     ) -> Child:
         from Zope2.utilities.mkwsgiinstance import write_inituser
 
@@ -772,7 +800,7 @@ class Cluster:
             f"instance {number}",
             argv,
             log=self.log_dir / f"instance{number}.log",
-            env=self.instance_environment(),
+            env={**self.instance_environment(), **(env or {})},
             cwd=home,
             base_env=inherited,
         )

@@ -10,6 +10,7 @@ first, where the summary of the run (timings, conflict retries) is written too.
 from __future__ import annotations
 
 import importlib.util
+import io
 import json
 import os
 import shutil
@@ -71,7 +72,7 @@ def cluster():
 
 def _keep_logs(running) -> None:
     OUTPUT.mkdir(parents=True, exist_ok=True)
-    for log in running.log_dir.glob("*.log"):
+    for log in running.log_dir.glob("*.log*"):  # *.log.1: a restarted process's earlier log
         shutil.copyfile(log, OUTPUT / log.name)
 
 
@@ -86,3 +87,17 @@ def write_summary():
         return path
 
     return write
+
+
+@pytest.fixture()
+def pdf_bytes() -> bytes:
+    """A one-page contract, as an officer would upload it."""
+    from reportlab.lib.pagesizes import A4
+    from reportlab.pdfgen import canvas
+
+    buffer = io.BytesIO()
+    page = canvas.Canvas(buffer, pagesize=A4)
+    page.drawString(72, 760, "Samverkansavtal mellan tio parter")
+    page.showPage()
+    page.save()
+    return buffer.getvalue()

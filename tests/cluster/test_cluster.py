@@ -33,7 +33,6 @@ from email.parser import BytesParser
 from email.policy import default as default_policy
 from pathlib import Path
 
-import pytest
 import requests
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
@@ -129,8 +128,9 @@ def sign_order_of(tester: BankIDTester, personal_number: str, timeout: float = 3
 def poll_as_the_page_does(browser: SignerBrowser, timeout: float = 150) -> tuple[dict, list, tuple]:
     """``@@esign-bankid-status`` as the progress page's script polls it (``signer_bankid.pt``).
 
-    The script asks for JSON and polls again while the answer says ``pending``, and after an
-    answer that is not JSON (its ``fetch().catch``); on any other answer it stops. Returns
+    The script asks for JSON and polls again while the answer says ``pending``, after an
+    answer that is not JSON (its ``fetch().catch``) and after an error without a status (a 503
+    while the database is away); on any other answer it stops. Returns
     the last answer, each answer's HTTP status with the start of its body, and when the last
     request was sent and answered (``time.monotonic()``).
     """
@@ -150,6 +150,9 @@ def poll_as_the_page_does(browser: SignerBrowser, timeout: float = 150) -> tuple
         try:
             status = answer.json()
         except ValueError:
+            time.sleep(0.5)
+            continue
+        if "status" not in status and "error" in status:
             time.sleep(0.5)
             continue
         if status.get("status") != "pending":
@@ -522,16 +525,3 @@ def test_a_signature_that_outlasts_zopes_conflict_retries_is_still_made(cluster,
             "conflicts": dict(conflict_lines([cluster.instances[-1].log])),
         },
     )
-
-
-@pytest.fixture()
-def pdf_bytes() -> bytes:
-    from reportlab.lib.pagesizes import A4
-    from reportlab.pdfgen import canvas
-
-    buffer = io.BytesIO()
-    page = canvas.Canvas(buffer, pagesize=A4)
-    page.drawString(72, 760, "Samverkansavtal mellan tio parter")
-    page.showPage()
-    page.save()
-    return buffer.getvalue()
