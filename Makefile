@@ -10,11 +10,14 @@ BIN := $(VENV)/bin
 VENV_STAMP := $(VENV)/.esign-installed
 PYTEST_ARGS ?=
 BENCH_ARGS ?=
+BENCH_OUT ?= var/bench
+BENCH_JOURNEYS ?= 32
+BENCH_CASES ?= 10000,100000
 
 # Read by scripts/start.sh and scripts/create_site.py (defaults: admin / officer).
 export ESIGN_ADMIN_PASSWORD ESIGN_OFFICER_PASSWORD
 
-.PHONY: help venv system-deps start start-cluster demo test bench lint locales clean clean-data
+.PHONY: help venv system-deps start start-cluster demo test bench bench-engine lint locales clean clean-data
 
 help:
 	@echo "make venv         .venv with esign.plone and the test extras, pinned by constraints.txt"
@@ -25,7 +28,10 @@ help:
 	@echo "                  PostgreSQL of its own (data in var/cluster/; scripts/cluster.py, docs/cluster.md)"
 	@echo "make demo         one two-signer case in a throwaway site; writes var/demo/demo-signed.pdf"
 	@echo "make test         the test suite (PYTEST_ARGS='-k ...' to narrow it)"
-	@echo "make bench        bench/bench_signing.py, then bench/bench_levels.py (B-T, B-LTA) (BENCH_ARGS='...')"
+	@echo "make bench        every benchmark (≈ 45 min), numbers written into benchmarks/RESULTS.md:"
+	@echo "                  engine vs raw pyHanko per level, signatures/s through the signer journey on"
+	@echo "                  one instance and on two (RelStorage), case queries with BENCH_CASES cases"
+	@echo "make bench-engine only the engine vs raw pyHanko ratios (≈ 1 min; BENCH_ARGS='--sizes 1page')"
 	@echo "make lint         ruff check src tests bench scripts"
 	@echo "make locales      extract message ids; update and compile the en and sv catalogs"
 	@echo "make clean        remove build artefacts and caches (keeps .venv, instance/, var/)"
@@ -59,9 +65,21 @@ demo: venv
 test: venv system-deps
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-bench: venv
-	$(BIN)/python bench/bench_signing.py $(BENCH_ARGS)
-	$(BIN)/python bench/bench_levels.py $(BENCH_ARGS)
+bench-engine: venv
+	@mkdir -p $(BENCH_OUT)
+	$(BIN)/python bench/bench_signing.py --json $(BENCH_OUT)/signing.json $(BENCH_ARGS)
+	$(BIN)/python bench/bench_levels.py --json $(BENCH_OUT)/levels.json $(BENCH_ARGS)
+
+# The JSON of each run goes to $(BENCH_OUT); bench/write_results.py puts the tables into
+# benchmarks/RESULTS.md (the text around them stays).
+bench: bench-engine system-deps
+	$(BIN)/python bench/bench_throughput.py --skip-queries --concurrency 1,4,8 \
+		--journeys $(BENCH_JOURNEYS) --json $(BENCH_OUT)/journeys.json
+	$(BIN)/python bench/bench_cluster.py --concurrency 4,8 --journeys $(BENCH_JOURNEYS) \
+		--json $(BENCH_OUT)/cluster.json
+	$(BIN)/python bench/bench_throughput.py --skip-journeys --cases $(BENCH_CASES) \
+		--json $(BENCH_OUT)/queries.json
+	$(BIN)/python bench/write_results.py $(BENCH_OUT)
 
 locales: venv
 	$(BIN)/python scripts/update_locales.py

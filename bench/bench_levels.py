@@ -266,6 +266,7 @@ def main() -> None:
     parser.add_argument("--sizes", default="1page,10MB")
     parser.add_argument("--repeat", type=int, default=15, help="rounds per size (default 15)")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
+    parser.add_argument("--json", type=Path, help="also write the measurements to this file")
     args = parser.parse_args()
     if args.repeat < 1:
         parser.error("--repeat must be at least 1")
@@ -335,6 +336,8 @@ def main() -> None:
             print(
                 f"ratio {level} {result['label']}: {medians[f'engine-{short}'] / medians[f'raw-{short}']:.2f}"
             )
+    if args.json:
+        args.json.write_text(json.dumps([{**result, "repeat": args.repeat} for result in results], indent=1))
 
 
 if __name__ == "__main__":

@@ -182,6 +182,7 @@ def main() -> None:
     parser.add_argument("--sizes", default="1page,10MB,100MB")
     parser.add_argument("--repeat", type=int, default=None, help="rounds per size (default 5, 3 from 50 MB)")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
+    parser.add_argument("--json", type=Path, help="also write the measurements to this file")
     args = parser.parse_args()
     if args.worker:
         print(json.dumps(_worker(args.worker, args.repeat)))
@@ -224,6 +225,10 @@ def main() -> None:
     for _repeat, result in results:
         medians = result["median"]
         print(f"ratio {result['label']}: {medians['engine-blob'] / medians['raw-file']:.2f}")
+    if args.json:
+        args.json.write_text(
+            json.dumps([{**result, "repeat": repeat} for repeat, result in results], indent=1)
+        )
 
 
 if __name__ == "__main__":
