@@ -109,3 +109,27 @@ def refusing_app_factory(global_conf, **local_conf):
         raise psycopg2.OperationalError("connection refused")
 
     return zope
+
+
+@pytest.mark.parametrize("accept", ["application/json", "text/html"])
+def test_a_conflict_zope_gave_up_retrying_answers_503_without_object_ids(portal, accept):
+    from ZODB.POSException import ConflictError
+    from ZODB.utils import p64
+
+    request = portal.REQUEST
+    request.environ["HTTP_ACCEPT"] = accept
+    request["PARENTS"] = [portal]
+    response = request.response
+    conflict = ConflictError(oid=p64(0x2115), serials=(p64(2), p64(1)))
+    assert "0x2115" in str(conflict)
+
+    assert _exc_view_created_response(conflict, request, response)
+
+    assert response.getStatus() == 503 and int(response.getHeader("Retry-After")) > 0
+    body = response.body.decode("utf-8")
+    assert "0x2115" not in body and "Traceback" not in body
+    if accept == "application/json":
+        error = json.loads(body)["error"]
+        assert error["type"] == "DatabaseBusy" and "Försök igen" in error["message"]
+    else:
+        assert "Ingenting ändrades" in body

@@ -23,6 +23,7 @@ import sys
 from collections.abc import Callable, Iterable
 
 from Products.Five.browser import BrowserView
+from ZODB.POSException import ConflictError
 from zope.interface import Interface, classImplements
 
 logger = logging.getLogger("esign.plone.database")
@@ -30,12 +31,22 @@ logger = logging.getLogger("esign.plone.database")
 #: What a person reads while the database is away (nothing of their request was kept).
 UNAVAILABLE = "Tjänsten är tillfälligt otillgänglig. Försök igen om en stund."
 ERROR_TYPE = "DatabaseUnavailable"
+#: What a person reads when Zope gave up retrying a request that kept colliding with others.
+BUSY = "Många gör samma sak just nu, och din begäran kunde inte göras. Ingenting ändrades. Försök igen."
+BUSY_TYPE = "DatabaseBusy"
 #: Seconds a client is asked to wait: a restarted PostgreSQL is back within a few.
 RETRY_AFTER = 10
 
 
 class IDatabaseUnavailable(Interface):
     """Marks the exceptions that say the database cannot be reached right now."""
+
+
+class IDatabaseBusy(Interface):
+    """Marks a ZODB conflict that Zope no longer retries: the message would name object ids."""
+
+
+classImplements(ConflictError, IDatabaseBusy)
 
 
 def _database_errors() -> tuple[type[BaseException], ...]:
@@ -69,11 +80,13 @@ def wants_json(accept: str) -> bool:
     return "application/json" in (accept or "")
 
 
-def unavailable_answer(accept: str) -> tuple[str, dict[str, str], bytes]:
+def unavailable_answer(
+    accept: str, *, message: str = UNAVAILABLE, error_type: str = ERROR_TYPE
+) -> tuple[str, dict[str, str], bytes]:
     """Content type, headers and body of the 503 for a client that sent ``accept``."""
     headers = {"Retry-After": str(RETRY_AFTER), "Cache-Control": "no-store"}
     if wants_json(accept):
-        body = json.dumps({"error": {"type": ERROR_TYPE, "message": UNAVAILABLE}}, ensure_ascii=False)
+        body = json.dumps({"error": {"type": error_type, "message": message}}, ensure_ascii=False)
         return "application/json; charset=utf-8", headers, body.encode("utf-8")
     # Self-contained: the site's templates are in the database that is away.
     page = f"""<!DOCTYPE html>
@@ -82,7 +95,7 @@ def unavailable_answer(accept: str) -> tuple[str, dict[str, str], bytes]:
 <meta name="viewport" content="width=device-width, initial-scale=1" /></head>
 <body style="font-family: sans-serif; max-width: 40em; margin: 3em auto; padding: 0 1em">
 <h1>E-underskrift</h1>
-<div class="esign-error" role="alert">{UNAVAILABLE}</div>
+<div class="esign-error" role="alert">{message}</div>
 </body>
 </html>
 """
@@ -126,13 +139,26 @@ def filter_app_factory(app: Callable, global_conf: dict | None = None, **local_c
 class DatabaseUnavailableView(BrowserView):
     """The exception view for a connection lost in the middle of a request (``index.html``)."""
 
+    message = UNAVAILABLE
+    error_type = ERROR_TYPE
+    what = "Database connection lost during a request"
+
     def __call__(self) -> bytes:
-        exc = self.context
-        logger.warning("Database connection lost during a request, answered 503: %s", type(exc).__name__)
+        logger.warning("%s, answered 503: %s", self.what, type(self.context).__name__)
         response = self.request.response
-        content_type, headers, body = unavailable_answer(self.request.getHeader("Accept", ""))
+        content_type, headers, body = unavailable_answer(
+            self.request.getHeader("Accept", ""), message=self.message, error_type=self.error_type
+        )
         response.setStatus(503)
         response.setHeader("Content-Type", content_type)
         for name, value in headers.items():
             response.setHeader(name, value)
         return body
+
+
+class DatabaseBusyView(DatabaseUnavailableView):
+    """The exception view for a conflict Zope gave up retrying: 503, nothing changed, try again."""
+
+    message = BUSY
+    error_type = BUSY_TYPE
+    what = "Request gave up after repeated ZODB conflicts"
