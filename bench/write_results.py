@@ -34,6 +34,31 @@ QUERIES = (
 )
 
 
+LIBRARIES = ("pyHanko", "cryptography", "ZODB", "RelStorage", "psycopg2-binary", "waitress")
+
+
+def _version(name: str) -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(name)
+    except PackageNotFoundError:
+        return "–"
+
+
+def _os_name() -> str:
+    import platform
+
+    try:
+        release = dict(
+            line.split("=", 1) for line in Path("/etc/os-release").read_text().splitlines() if "=" in line
+        )
+        name = release.get("PRETTY_NAME", "").strip('"')
+    except OSError:
+        name = platform.system()
+    return f"{name}, Linux {platform.release()}"
+
+
 def _ms(value: float) -> str:
     return f"{value / 1000:.2f} s" if value >= 10_000 else f"{value:.1f} ms"
 
@@ -51,7 +76,9 @@ def machine_table(results: dict) -> str:
         ("CPUs", f"{facts['cpus']} × {facts['cpu']}"),
         ("RAM", f"{facts['ram_gb']} GiB"),
         ("Python", facts["python"]),
+        ("OS", _os_name()),
         ("Plone / Zope", f"{facts['plone']} / {facts['zope']}"),
+        ("libraries", ", ".join(f"{name} {_version(name)}" for name in LIBRARIES)),
         ("load average during the runs", ", ".join(loads) if loads else facts["load"]),
     ]
     return "\n".join(["| | |", "|---|---|", *(f"| {k} | {v} |" for k, v in rows)])
@@ -137,10 +164,10 @@ def queries_table(results: dict) -> str:
 
 
 def replace_block(text: str, name: str, body: str) -> str:
-    pattern = re.compile(rf"(<!-- results:{name} -->\n).*?(\n<!-- /results:{name} -->)", re.DOTALL)
+    pattern = re.compile(rf"(<!-- results:{name} -->\n)(?:.*?\n)?(<!-- /results:{name} -->)", re.DOTALL)
     if not pattern.search(text):
         raise SystemExit(f"RESULTS.md has no block <!-- results:{name} -->")
-    return pattern.sub(lambda m: m.group(1) + body + m.group(2), text)
+    return pattern.sub(lambda m: m.group(1) + body + "\n" + m.group(2), text)
 
 
 def _load(path: Path):
