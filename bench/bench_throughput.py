@@ -67,6 +67,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "scripts"))
 sys.path.insert(1, str(ROOT / "tests"))
 
+from demo import WSGIServer, write_zope_conf  # noqa: E402 - scripts/demo.py, found through the path above
+
 LOOPBACK = "127.0.0.1"
 OFFICER_PASSWORD = "officer-bench-1"  # noqa: S105 - a throwaway site
 ADMIN = ("bench-admin", "bench-admin-secret-1")  # a throwaway site
@@ -79,17 +81,6 @@ STATE_SHARES = (
     ("expired", 0.05),
 )
 
-ZOPE_CONF = """\
-%define INSTANCE {home}
-instancehome $INSTANCE
-<zodb_db main>
-  <filestorage>
-    path $INSTANCE/var/Data.fs
-    blob-dir $INSTANCE/var/blobstorage
-  </filestorage>
-  mount-point /
-</zodb_db>
-"""
 
 RESULTS: dict[str, float | int | str] = {}
 
@@ -136,30 +127,6 @@ def summary(values: list[float]) -> str:
 # -- the server ------------------------------------------------------------------------------
 
 
-class WSGIServer:
-    """Zope's WSGI application on a free loopback port, served by waitress in a background thread."""
-
-    def __init__(self, app, *, threads: int) -> None:
-        import waitress
-
-        self.server = waitress.create_server(
-            app, host=LOOPBACK, port=0, threads=threads, ident="esign-bench", connection_limit=256
-        )
-        self.port = int(self.server.effective_port)
-        self.thread = threading.Thread(target=self.server.run, name="esign-bench-wsgi", daemon=True)
-
-    def start(self) -> WSGIServer:
-        self.thread.start()
-        return self
-
-    def stop(self) -> None:
-        from waitress import wasyncore
-
-        self.server.trigger.pull_trigger(lambda: wasyncore.close_all(self.server._map, ignore_all=True))
-        self.thread.join(timeout=5)
-        self.server.task_dispatcher.shutdown(timeout=5)
-
-
 class World:
     """The site, its servers and the officer, as the phases share them."""
 
@@ -186,9 +153,7 @@ class World:
 
         import esign_site
 
-        (home / "var" / "blobstorage").mkdir(parents=True, mode=0o700)
-        conf = home / "zope.conf"
-        conf.write_text(ZOPE_CONF.format(home=home), encoding="utf-8")
+        conf = write_zope_conf(home)
         self.app = esign_site.open_zope_app(str(conf))
         self.db = self.app._p_jar.db()
         stack.callback(self.db.close)
@@ -200,7 +165,9 @@ class World:
         from esign.plone.notify import stop_queue_processor
 
         stack.callback(transaction.abort)
-        self.web = WSGIServer(publish_module, threads=server_threads).start()
+        self.web = WSGIServer(
+            publish_module, threads=server_threads, ident="esign-bench", connection_limit=256
+        ).start()
         stack.callback(self.web.stop)
         self.app.REQUEST.setServerURL(protocol="http", hostname=LOOPBACK, port=self.web.port)
         started = time.monotonic()

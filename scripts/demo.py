@@ -79,12 +79,14 @@ def write_zope_conf(home: Path) -> Path:
 class WSGIServer:
     """Zope's WSGI application on a free loopback port, served by waitress in a background thread."""
 
-    def __init__(self, app) -> None:
+    def __init__(self, app, *, threads: int = 4, ident: str = "esign-demo", **options) -> None:
         import waitress
 
-        self.server = waitress.create_server(app, host=LOOPBACK, port=0, threads=4, ident="esign-demo")
+        self.server = waitress.create_server(
+            app, host=LOOPBACK, port=0, threads=threads, ident=ident, **options
+        )
         self.port = int(self.server.effective_port)
-        self.thread = threading.Thread(target=self.server.run, name="esign-demo-wsgi", daemon=True)
+        self.thread = threading.Thread(target=self.server.run, name=f"{ident}-wsgi", daemon=True)
 
     def start(self) -> WSGIServer:
         self.thread.start()
