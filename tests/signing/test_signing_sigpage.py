@@ -106,6 +106,23 @@ def _fonts(path: Path) -> list[tuple[str, str]]:
     return rows
 
 
+def _embedded_characters(data: bytes) -> list[set[str]]:
+    """The characters each embedded font program has a glyph for (its cmap)."""
+    from fontTools import ttLib
+
+    reader = PdfFileReader(io.BytesIO(data), strict=False)
+    refs = set().union(
+        *(reader.xrefs.explicit_refs_in_revision(r) for r in range(reader.xrefs.total_revisions))
+    )
+    found = []
+    for ref in sorted(refs, key=lambda r: r.idnum):
+        obj = ref.get_object()
+        if isinstance(obj, generic.DictionaryObject) and "/FontFile2" in obj:
+            font = ttLib.TTFont(io.BytesIO(obj["/FontFile2"].data))
+            found.append({chr(code) for code, glyph in font.getBestCmap().items() if glyph != ".notdef"})
+    return found
+
+
 def _diff(data: bytes, policy=sigpage.DIFF_POLICY) -> dict[str, object]:
     """Field name -> pyHanko's difference analysis result for that signature."""
     reader = PdfFileReader(io.BytesIO(data), strict=False)
@@ -453,6 +470,25 @@ def test_text_in_other_scripts_is_set_from_the_whole_font(documents: TestDocumen
     text = subprocess.run(["pdftotext", "-f", "2", str(path), "-"], capture_output=True, text=True).stdout
     assert "Ծրագիր" in text and "ქართული" in text
     assert "Nguyễn Văn Ánh" in text
+
+
+def test_stamps_and_pages_in_greek_and_cyrillic_keep_every_letter(
+    documents: TestDocuments, workdir: Path, pki: SitePKI
+) -> None:
+    # Latin text is set from the smallest cut of the font; these names need the next one.
+    names = ["Ελένη Παπαδοπούλου", "Анна Иванова"]
+    data, fields_made = signature_page_bytes(documents.data("reportlab"), page=_page(b"x", names))
+    for name, field_name in zip(names, fields_made, strict=True):
+        first, _, last = name.partition(" ")
+        data = _sign(data, field_name, make_identity(first, last, "194911172296"), pki)
+    path = workdir / "greek-cyrillic.pdf"
+    path.write_bytes(data)
+    text = _text(path, 2)
+    assert text.count("Ελένη Παπαδοπούλου") == 2 and text.count("Анна Иванова") == 2  # label and stamp
+    # The text layer alone would read right even in empty boxes: the glyphs must be embedded.
+    drawn = set().union(*_embedded_characters(data))
+    assert set("".join(names).replace(" ", "")) <= drawn
+    assert len(_embedded_characters(data)) == 3  # the page's font and one per stamp
 
 
 def test_a_very_long_title_is_cut_short_so_the_signers_still_fit(
