@@ -80,12 +80,11 @@ def tsa(site, monkeypatch):
     """The site's own TSA served over HTTP by a separate server, behind a proxy: an external TSA.
 
     ``esign.tsa_url`` points at the proxy, so every signature and document timestamp
-    crosses a real socket that the test can break. The TSA is the site's own, whose
-    status the site knows in process: revocation data is not fetched over HTTP (with
-    fetching on, pyHanko would ignore the in-process answers and ask the site itself).
+    crosses a real socket that the test can break. The site treats it as any external TSA
+    (revocation data may be fetched); the TSA's certificate is the site's own, whose status
+    the site answers in process.
     """
     monkeypatch.setattr(ltv, "http_timestamper", _short_timeout(ltv.http_timestamper))
-    monkeypatch.setattr(cases, "uses_external_tsa", lambda: False)
     upstream = TrustServer(tsa=esign.site_pki().timestamp_authority()).start()
     proxy = FaultProxy(upstream.url).start()
     api.portal.set_registry_record("esign.tsa_url", f"{proxy.url}/tsa")

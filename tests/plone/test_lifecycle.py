@@ -292,7 +292,7 @@ def test_the_upgrade_to_1002_adds_the_expired_state_and_keeps_existing_cases(sit
 
     assert "expired" in workflow.states and "expire" in workflow.transitions
     assert "expire" in workflow.states["awaiting_signature"].transitions
-    assert setup.getLastVersionForProfile("esign.plone:default") == ("1004",)
+    assert setup.getLastVersionForProfile("esign.plone:default") == ("1005",)
     assert esign.state_of(case) == "awaiting_signature"
     assert api.portal.get_registry_record("esign.reminder_interval_days") == 3
     transaction.abort()

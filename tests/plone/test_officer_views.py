@@ -407,7 +407,7 @@ def test_the_upgrade_fills_the_listing_columns_of_existing_cases(portal, officer
     with api.env.adopt_roles(["Manager"]):
         setup_tool.upgradeProfile("esign.plone:default")
 
-    assert setup_tool.getLastVersionForProfile("esign.plone:default") == ("1004",)
+    assert setup_tool.getLastVersionForProfile("esign.plone:default") == ("1005",)
     assert set(COLUMNS) <= set(catalog.schema())
     row = listed(sent)
     assert (row.signed, row.total, row.waiting_for) == (1, 2, (BERTIL["name"],))

@@ -205,6 +205,18 @@ class IESignSettings(Interface):
         required=False,
     )
 
+    tsa_trust_roots = schema.Text(
+        title=_("label_tsa_trust_roots", default="Rotcertifikat för den externa tidsstämpeltjänsten (PEM)"),
+        description=_(
+            "help_tsa_trust_roots",
+            default="Det eller de certifikat (PEM) som den externa tidsstämpeltjänstens certifikat kedjar "
+            "till. Utan dem kan tidsstämplarna inte kontrolleras och underskrifter på nivå B-LT och "
+            "B-LTA görs inte. Används även när dokument valideras. ESIGN_TSA_TRUST_ROOTS (sökväg till "
+            "en PEM-fil) går före.",
+        ),
+        required=False,
+    )
+
     tsa_certificate_years = schema.Int(
         title=_("label_tsa_certificate_years", default="Validity of the site TSA's certificate (years)"),
         default=6,

@@ -17,13 +17,17 @@ import os
 import secrets
 import threading
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from plone import api
 
 from esign.plone import logger
-from esign.plone.errors import PKIError
+from esign.plone.errors import InvalidInput, PKIError
 from esign.plone.signing import SitePKI
 from esign.plone.signing.values import PublicationPoints
+
+if TYPE_CHECKING:
+    from cryptography import x509
 
 _cache: dict[Path, tuple[tuple[float, ...], SitePKI]] = {}
 _lock = threading.Lock()
@@ -204,6 +208,25 @@ def site_timestamper():
 
 def uses_external_tsa() -> bool:
     return bool((api.portal.get_registry_record("esign.tsa_url", default="") or "").strip())
+
+
+def tsa_trust_roots() -> tuple[x509.Certificate, ...]:
+    """The external TSA's trust anchors: ``ESIGN_TSA_TRUST_ROOTS`` (a PEM file) or the control panel.
+
+    Unreadable ones are logged and left out: signing with that TSA then fails as untrusted,
+    and validation goes on against the site root.
+    """
+    from esign.plone.signing.ltv import load_trust_roots
+
+    path = os.environ.get("ESIGN_TSA_TRUST_ROOTS")
+    try:
+        if path:
+            return load_trust_roots(Path(path).read_bytes())
+        pem = (api.portal.get_registry_record("esign.tsa_trust_roots", default="") or "").strip()
+        return load_trust_roots(pem) if pem else ()
+    except (OSError, InvalidInput) as exc:
+        logger.error("The external TSA's trust roots (%s) cannot be read: %s", path or "control panel", exc)
+        return ()
 
 
 def import_site_ca(data: bytes, *, password: bytes | None) -> SitePKI:

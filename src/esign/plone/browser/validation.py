@@ -119,11 +119,13 @@ def max_upload_size() -> int:
 def assess_with_site_pki(source: Any, *, max_size: int) -> AssessmentReport:
     """Validate a PDF against the site's root, offline, with the site's current revocation data.
 
+    Timestamps may also chain to the external TSA's roots (control panel).
+
     :raises ESignError: for a file that is not a readable PDF, is too large, or when the
         site has no PKI.
     """
     from esign.plone.signing.ltv import current_status
-    from esign.plone.sitepki import site_pki
+    from esign.plone.sitepki import site_pki, tsa_trust_roots
 
     pki = site_pki()
     try:
@@ -133,7 +135,13 @@ def assess_with_site_pki(source: Any, *, max_size: int) -> AssessmentReport:
         # long-term signatures still validate; bare ones come out INDETERMINATE.
         logger.warning("No current revocation data for validation", exc_info=True)
         status = {}
-    return assess_pdf(source, trust_roots=[pki.root_certificate], max_size=max_size, **status)
+    return assess_pdf(
+        source,
+        trust_roots=[pki.root_certificate],
+        timestamp_trust_roots=tsa_trust_roots(),
+        max_size=max_size,
+        **status,
+    )
 
 
 def _local(value) -> str:

@@ -7,10 +7,14 @@ from plone.protect import CheckAuthenticator
 from Products.Five.browser import BrowserView
 from Products.Five.browser.pagetemplatefile import ViewPageTemplateFile
 from Products.statusmessages.interfaces import IStatusMessage
+from z3c.form import validator
+from zope.interface import Invalid
+from zope.schema.interfaces import IText
 
 from esign.plone import _
-from esign.plone.errors import ESignError
+from esign.plone.errors import ESignError, InvalidInput
 from esign.plone.interfaces import IESignSettings
+from esign.plone.signing.ltv import load_trust_roots
 from esign.plone.sitepki import site_pki
 
 
@@ -22,6 +26,33 @@ class ESignSettingsForm(RegistryEditForm):
         "help_controlpanel",
         default="Inställningar för elektroniska underskrifter och webbplatsens egen PKI.",
     )
+
+
+class TrustRootsValidator(validator.SimpleFieldValidator):
+    """The external TSA's trust roots must be PEM certificates; anything else is refused on saving.
+
+    Registered for the text fields of this form (a single field cannot be named: marking the
+    schema's field would break its copy in the registry); the others get the default checks.
+    """
+
+    def validate(self, value, force=False):
+        super().validate(value, force)
+        if self.field.__name__ != "tsa_trust_roots" or not (value or "").strip():
+            return
+        try:
+            load_trust_roots(value)
+        except InvalidInput:
+            raise Invalid(
+                _(
+                    "error_tsa_trust_roots",
+                    default="Rotcertifikaten kan inte läsas. Klistra in ett eller flera certifikat i "
+                    "PEM-format, vart och ett från -----BEGIN CERTIFICATE----- till "
+                    "-----END CERTIFICATE-----, och inget annat.",
+                )
+            ) from None
+
+
+validator.WidgetValidatorDiscriminators(TrustRootsValidator, view=ESignSettingsForm, field=IText)
 
 
 class ESignControlPanel(ControlPanelFormWrapper):

@@ -28,14 +28,15 @@ from typing import Any, BinaryIO, Literal
 
 from asn1crypto import x509 as asn1_x509
 from cryptography import x509
-from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives import hashes, serialization
 from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
 from pyhanko.pdf_utils.reader import PdfFileReader
 from pyhanko.sign import signers, timestamps
+from pyhanko.sign.general import extract_certificate_info
 from pyhanko.sign.signers.pdf_signer import TimestampDSSContentSettings
 from pyhanko_certvalidator import ValidationContext
 
-from esign.plone.errors import ESignError, SigningError
+from esign.plone.errors import ESignError, InvalidInput, SigningError
 from esign.plone.signing.pki import SitePKI
 
 __all__ = [
@@ -45,6 +46,7 @@ __all__ = [
     "archive_timestamp_expiry",
     "current_status",
     "http_timestamper",
+    "load_trust_roots",
     "local_timestamper",
     "renew_archive_timestamp",
     "validation_context",
@@ -98,11 +100,49 @@ class _LocalTimeStamper(timestamps.TimeStamper):
         return tsp.TimeStampResp.load(self._respond(req.dump()))
 
 
+_local_timestampers: dict[tuple[bytes, str], timestamps.TimeStamper] = {}
+
+
 def local_timestamper(
     pki: SitePKI, *, clock: Callable[[], dt.datetime] | None = None
 ) -> timestamps.TimeStamper:
-    """A timestamper that asks the site TSA in this process (same responder as over HTTP)."""
-    return _LocalTimeStamper(pki.timestamp_authority(clock=clock).respond)
+    """A timestamper that asks the site TSA in this process (same responder as over HTTP).
+
+    On the system clock one is kept per TSA certificate and key, as :func:`http_timestamper`
+    keeps one per address: a new one has pyHanko ask the TSA for a sample token before each
+    signature's real one, and the TSA encode its certificates again.
+    """
+    certificate = pki.tsa_certificate
+    if clock is not None or certificate is None:
+        return _LocalTimeStamper(pki.timestamp_authority(clock=clock).respond)
+    key = (certificate.fingerprint(hashes.SHA256()), pki.tsa_key_label)
+    timestamper = _local_timestampers.get(key)
+    if timestamper is None:
+        if len(_local_timestampers) >= 8:  # renewed TSA certificates, test sites: keep it small
+            _local_timestampers.clear()
+        timestamper = _local_timestampers[key] = _LocalTimeStamper(pki.timestamp_authority().respond)
+    return timestamper
+
+
+def load_trust_roots(pem: str | bytes) -> tuple[x509.Certificate, ...]:
+    """The certificates in PEM text: an external TSA's trust anchors, as an administrator pastes them.
+
+    :param pem: one or more ``-----BEGIN CERTIFICATE-----`` blocks; text between them is ignored.
+    :returns: the certificates, in the order given.
+    :raises InvalidInput: when there is no certificate or a block is not one.
+    """
+    data = pem.encode("utf-8", "replace") if isinstance(pem, str) else bytes(pem)
+    blocks = data.count(b"-----BEGIN ")
+    try:
+        certificates = tuple(x509.load_pem_x509_certificates(data)) if blocks else ()
+    except ValueError:
+        certificates = ()
+    if not certificates or len(certificates) != blocks:
+        raise InvalidInput(
+            "Rotcertifikaten kan inte läsas: klistra in ett eller flera certifikat i PEM-format "
+            "(-----BEGIN CERTIFICATE----- … -----END CERTIFICATE-----)."
+        )
+    return certificates
 
 
 def validation_context(
@@ -118,12 +158,17 @@ def validation_context(
 
     The site root is trusted; the site CA's CRLs (issuing and root) and the given OCSP
     responses are handed in, so nothing is fetched for the site's own certificates.
-    ``allow_fetching`` lets pyHanko fetch revocation data of an external TSA's chain.
+    ``allow_fetching`` lets pyHanko fetch revocation data of an external TSA's chain over
+    HTTP; the site's own certificates are then still answered in process
+    (:class:`.fetchers.SiteFetcherBackend`), never by a request to the site itself.
 
     :param moment: validation time (default: now).
     :param ocsps: DER OCSP responses to offer (e.g. for the one-time certificate just issued).
     :param tsa_certificates: TSA certificates whose status to offer besides the site TSA's
         current one (the one of the timestamp an archival renewal covers).
+    :param extra_trust_roots: anchors trusted besides the site root: an external TSA's.
+        pyHanko validates the TSA's chain before it embeds its revocation data and stops
+        when the chain ends at a root it does not trust.
     """
     # The one-time certificates get their status by OCSP, one by one, capped at their
     # expiry. The issuing CA's CRL is offered only without a registry (no OCSP): a CRL
@@ -142,6 +187,10 @@ def validation_context(
     kw: dict[str, Any] = {}
     if moment is not None:
         kw["moment"] = moment
+    if allow_fetching:
+        from esign.plone.signing.fetchers import SiteFetcherBackend
+
+        kw["fetcher_backend"] = SiteFetcherBackend(pki, moment=moment, ocsps=ocsps)
     return ValidationContext(
         trust_roots=[_asn1(c) for c in (pki.root_certificate, *extra_trust_roots)],
         other_certs=[_asn1(c) for c in others],
@@ -167,19 +216,27 @@ def add_document_timestamp(
     timestamper: timestamps.TimeStamper,
     moment: dt.datetime | None = None,
     allow_fetching: bool = False,
-) -> None:
+    extra_trust_roots: Sequence[x509.Certificate] = (),
+) -> dt.datetime:
     """Bring a signed document to B-LTA: complete the DSS, then add a document timestamp.
 
     :param source: the signed PDF (all signatures already at B-LT).
     :param output: an empty, readable and seekable binary file the result is written to.
+    :param allow_fetching: fetch the revocation data of an external TSA's chain.
+    :param extra_trust_roots: an external TSA's trust anchors (see :func:`validation_context`).
+    :returns: when the TSA certificate of the new document timestamp expires (UTC), as
+        :func:`archive_timestamp_expiry` reads it from ``output``, without reading it.
     :raises SigningError: when the TSA or pyHanko fails; ``output`` is then incomplete
         and must be thrown away (the caller keeps ``source``).
     """
     try:
         writer = IncrementalPdfFileWriter(_readable(source), strict=False)
         writer.IO_CHUNK_SIZE = _CHUNK
-        context = validation_context(pki, moment=moment, allow_fetching=allow_fetching)
-        signers.PdfTimeStamper(timestamper).timestamp_pdf(
+        context = validation_context(
+            pki, moment=moment, allow_fetching=allow_fetching, extra_trust_roots=extra_trust_roots
+        )
+        keeper = _TokenKeeper(timestamper)
+        signers.PdfTimeStamper(keeper).timestamp_pdf(
             writer,
             "sha256",
             validation_context=context,
@@ -190,10 +247,43 @@ def add_document_timestamp(
             # after it, ready for the next archive timestamp.
             dss_settings=TimestampDSSContentSettings(include_vri=False),
         )
+        return _tsa_certificate_expiry(keeper.token)
     except ESignError:
         raise
     except Exception as exc:
         raise SigningError(f"The document timestamp could not be added: {exc}") from exc
+
+
+class _TokenKeeper(timestamps.TimeStamper):
+    """Hands pyHanko's calls on to ``inner`` and keeps the token it got for the document.
+
+    The token is the one pyHanko embeds as the document timestamp; its TSA certificate says
+    when the archive timestamp must be renewed. Reading that back from the written file
+    would parse every signature's contents again, hex digit by hex digit.
+    """
+
+    def __init__(self, inner: timestamps.TimeStamper) -> None:
+        super().__init__()
+        self._inner = inner
+        self.token: Any = None
+
+    async def async_timestamp(self, message_digest: bytes, md_algorithm: str) -> Any:
+        self.token = await self._inner.async_timestamp(message_digest, md_algorithm)
+        return self.token
+
+    async def async_dummy_response(self, md_algorithm: str) -> Any:
+        return await self._inner.async_dummy_response(md_algorithm)
+
+    async def validation_paths(self, validation_context: ValidationContext):  # type: ignore[override]
+        async for path in self._inner.validation_paths(validation_context):
+            yield path
+
+
+def _tsa_certificate_expiry(token: Any) -> dt.datetime:
+    if token is None:
+        raise SigningError("The TSA gave no timestamp for the document.")
+    certificate = extract_certificate_info(token["content"]).signer_cert
+    return certificate["tbs_certificate"]["validity"]["not_after"].native
 
 
 def archive_timestamp_expiry(source: BinaryIO | bytes) -> dt.datetime | None:
@@ -266,9 +356,12 @@ def renew_archive_timestamp(
     timestamper: timestamps.TimeStamper,
     moment: dt.datetime | None = None,
     allow_fetching: bool = False,
+    extra_trust_roots: Sequence[x509.Certificate] = (),
 ) -> None:
     """Add the last timestamp's revocation data and a new document timestamp (archival renewal).
 
+    :param allow_fetching: fetch the revocation data of an external TSA's chain.
+    :param extra_trust_roots: an external TSA's trust anchors (see :func:`validation_context`).
     :raises SigningError: when the last timestamp no longer validates or the TSA fails.
     """
     try:
@@ -278,6 +371,7 @@ def renew_archive_timestamp(
             moment=moment,
             tsa_certificates=_document_timestamp_certificates(reader),
             allow_fetching=allow_fetching,
+            extra_trust_roots=extra_trust_roots,
         )
         signers.PdfTimeStamper(timestamper).update_archival_timestamp_chain(
             reader, context, in_place=False, output=output, chunk_size=_CHUNK

@@ -315,7 +315,12 @@ def sign_pdf(
     context = None
     if embed_revocation:
         ocsps = [pki.ocsp_responder().response_for(certificate)] if pki.registry is not None else []
-        context = validation_context(pki, ocsps=ocsps, allow_fetching=profile.fetch_revocation)
+        context = validation_context(
+            pki,
+            ocsps=ocsps,
+            allow_fetching=profile.fetch_revocation,
+            extra_trust_roots=profile.tsa_trust_roots,
+        )
     metadata = signers.PdfSignatureMetadata(
         field_name=field_name,
         md_algorithm="sha256",

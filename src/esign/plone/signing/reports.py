@@ -434,17 +434,25 @@ def _level(
 
 
 def _spec(
-    roots: Sequence[asn1_x509.Certificate], knowledge: LocalKnowledge, *, allow_fetching: bool
+    roots: Sequence[asn1_x509.Certificate],
+    knowledge: LocalKnowledge,
+    *,
+    allow_fetching: bool,
+    ts_roots: Sequence[asn1_x509.Certificate] = (),
 ) -> SignatureValidationSpec:
     # Revocation is checked for every certificate that says where its status is published
     # (our one-time certificates do: OCSP and CRL); a certificate that names none is taken
     # as it is. Offline, that status must come from the DSS or the caller.
-    policy = CertValidationPolicySpec(
-        trust_manager=SimpleTrustManager.build(trust_roots=list(roots)),
-        revinfo_policy=CertRevTrustPolicy(RevocationCheckingPolicy.from_legacy("hard-fail")),
-    )
+    def policy(anchors: Sequence[asn1_x509.Certificate]) -> CertValidationPolicySpec:
+        return CertValidationPolicySpec(
+            trust_manager=SimpleTrustManager.build(trust_roots=list(anchors)),
+            revinfo_policy=CertRevTrustPolicy(RevocationCheckingPolicy.from_legacy("hard-fail")),
+        )
+
     return SignatureValidationSpec(
-        cert_validation_policy=policy,
+        cert_validation_policy=policy(roots),
+        # An external TSA's root vouches for timestamps, never for a signer's certificate.
+        ts_cert_validation_policy=policy([*roots, *ts_roots]) if ts_roots else None,
         revinfo_gathering_policy=RevocationInfoGatheringSpec(
             online_fetching_rule=(
                 RevinfoOnlineFetchingRule.NO_HISTORICAL_FETCH
@@ -550,6 +558,7 @@ async def _validate_signature(
     level: Level | None,
     timestamp: cms.SignedData | None,
     roots: Sequence[asn1_x509.Certificate],
+    ts_roots: Sequence[asn1_x509.Certificate],
     caller: _RevocationData,
     dss: _RevocationData,
     timing: ValidationTimingInfo,
@@ -559,11 +568,13 @@ async def _validate_signature(
     result: ades.AdESBasicValidationResult
     if level in ("B-LT", "B-LTA"):
         # pyHanko's long-term process reads the DSS and the document timestamps itself.
-        spec = PdfSignatureValidationSpec(_spec(roots, caller.knowledge(), allow_fetching=allow_fetching))
+        spec = PdfSignatureValidationSpec(
+            _spec(roots, caller.knowledge(), allow_fetching=allow_fetching, ts_roots=ts_roots)
+        )
         result = await ades.ades_lta_validation(embedded, spec, timing_info=timing)
         process = "LTA"
     elif timestamp is not None:
-        spec_t = _spec(roots, (caller + dss).knowledge(), allow_fetching=allow_fetching)
+        spec_t = _spec(roots, (caller + dss).knowledge(), allow_fetching=allow_fetching, ts_roots=ts_roots)
         result = await ades.ades_with_time_validation(
             embedded.signed_data,
             spec_t,
@@ -574,7 +585,7 @@ async def _validate_signature(
         )
         process = "LTVM"
     else:
-        spec_b = _spec(roots, (caller + dss).knowledge(), allow_fetching=allow_fetching)
+        spec_b = _spec(roots, (caller + dss).knowledge(), allow_fetching=allow_fetching, ts_roots=ts_roots)
         # The basic process builds its own status object; the PDF integrity facts are
         # reported separately (later_changes) rather than passed in.
         result = await ades.ades_basic_validation(
@@ -610,6 +621,7 @@ async def _validate_document_timestamp(
     embedded: EmbeddedPdfSignature,
     *,
     roots: Sequence[asn1_x509.Certificate],
+    ts_roots: Sequence[asn1_x509.Certificate],
     caller: _RevocationData,
     dss: _RevocationData,
     timing: ValidationTimingInfo,
@@ -619,7 +631,7 @@ async def _validate_document_timestamp(
     # whose TSA certificate has since expired is kept alive by the newer ones; pyHanko
     # checks that chain as part of the long-term process of each signature.
     _integrity(embedded)
-    spec = _spec(roots, (caller + dss).knowledge(), allow_fetching=allow_fetching)
+    spec = _spec(roots, (caller + dss).knowledge(), allow_fetching=allow_fetching, ts_roots=ts_roots)
     result = await ades.ades_timestamp_validation(
         embedded.signed_data, spec, embedded.compute_digest, timing_info=timing
     )
@@ -751,6 +763,7 @@ async def _assess(
     fields: Sequence[tuple[str, Any]],
     *,
     roots: Sequence[asn1_x509.Certificate],
+    ts_roots: Sequence[asn1_x509.Certificate],
     caller: _RevocationData,
     timing: ValidationTimingInfo,
     allow_fetching: bool,
@@ -784,6 +797,7 @@ async def _assess(
                 item = await _validate_document_timestamp(
                     embedded,
                     roots=roots,
+                    ts_roots=ts_roots,
                     caller=caller,
                     dss=dss,
                     timing=timing,
@@ -803,6 +817,7 @@ async def _assess(
                     level=level,
                     timestamp=timestamp,
                     roots=roots,
+                    ts_roots=ts_roots,
                     caller=caller,
                     dss=dss,
                     timing=timing,
@@ -832,6 +847,7 @@ def assess_pdf(
     source: BinaryIO | bytes,
     *,
     trust_roots: Sequence[x509.Certificate],
+    timestamp_trust_roots: Sequence[x509.Certificate] = (),
     validation_time: dt.datetime | None = None,
     allow_fetching: bool = False,
     crls: Sequence[bytes] = (),
@@ -851,6 +867,8 @@ def assess_pdf(
 
     :param source: the PDF, as bytes or a seekable binary file object (it is read, never kept).
     :param trust_roots: the certificates trusted as anchors, normally ``[pki.root_certificate]``.
+    :param timestamp_trust_roots: anchors trusted besides those for timestamps only (signature
+        and document timestamps): an external TSA's root.
     :param validation_time: the moment to validate for (timezone-aware); defaults to now.
     :param allow_fetching: let pyHanko fetch revocation data named in certificates (OCSP,
         CRL addresses) for the current-time checks; off by default: only the DSS and
@@ -879,9 +897,18 @@ def assess_pdf(
         point_in_time_validation=validation_time is not None,
     )
     roots = [_der(root) for root in trust_roots]
+    ts_roots = [_der(root) for root in timestamp_trust_roots]
     caller = _revocation_from_caller(crls, ocsp_responses)
     signatures, stamps = asyncio.run(
-        _assess(reader, fields, roots=roots, caller=caller, timing=timing, allow_fetching=allow_fetching)
+        _assess(
+            reader,
+            fields,
+            roots=roots,
+            ts_roots=ts_roots,
+            caller=caller,
+            timing=timing,
+            allow_fetching=allow_fetching,
+        )
     )
     return AssessmentReport(
         signatures=tuple(s.assessment for s in signatures),

@@ -60,7 +60,10 @@ def _problems(status: PdfSignatureStatus, *, unmodified_since: bool) -> tuple[st
 
 
 def _report(
-    embedded: EmbeddedPdfSignature, *, trust_roots: Sequence[asn1_x509.Certificate]
+    embedded: EmbeddedPdfSignature,
+    *,
+    trust_roots: Sequence[asn1_x509.Certificate],
+    timestamp_roots: Sequence[asn1_x509.Certificate] = (),
 ) -> SignatureReport:
     claimed_time = embedded.self_reported_timestamp
     # Validate at the signer's claimed signing time, not "now". Our one-time
@@ -76,9 +79,19 @@ def _report(
         allow_fetching=False,
         revocation_mode="soft-fail",
     )
+    # An external TSA's root vouches for the signature timestamp, not for the signer.
+    ts_context = (
+        ValidationContext(
+            trust_roots=[*trust_roots, *timestamp_roots], allow_fetching=False, revocation_mode="soft-fail"
+        )
+        if timestamp_roots
+        else None
+    )
     # pyHanko's default difference policy misreads untouched, FieldMDP-locked text fields as
     # changed (see signing/sigpage.py); the signature page's policy does not.
-    status = validate_pdf_signature(embedded, signer_validation_context=context, diff_policy=DIFF_POLICY)
+    status = validate_pdf_signature(
+        embedded, signer_validation_context=context, ts_validation_context=ts_context, diff_policy=DIFF_POLICY
+    )
     level = status.modification_level
     unmodified_since = level in _ALLOWED_LATER_CHANGES and status.docmdp_ok is not False
     cert = status.signing_cert
@@ -107,6 +120,7 @@ def validate_pdf(
     source: bytes | BinaryIO,
     *,
     trust_roots: Sequence[x509.Certificate],
+    timestamp_trust_roots: Sequence[x509.Certificate] = (),
 ) -> ValidationReport:
     """Validate every signature in a PDF, without network access.
 
@@ -114,6 +128,7 @@ def validate_pdf(
     :param trust_roots: the roots a signer's certificate must chain to, normally
         ``[pki.root_certificate]``. A signature from any other CA is reported
         ``trusted=False`` while ``intact``/``valid`` still say whether it is unbroken.
+    :param timestamp_trust_roots: further roots for signature timestamps only (an external TSA's).
     :returns: one :class:`SignatureReport` per embedded signature, in file order.
         A PDF without signatures gives an empty report (``all_valid`` is ``False``).
     :raises CorruptPdf: when the file cannot be parsed as a PDF.
@@ -122,6 +137,10 @@ def validate_pdf(
     stream = io.BytesIO(source) if isinstance(source, (bytes, bytearray, memoryview)) else source
     roots = [
         asn1_x509.Certificate.load(root.public_bytes(serialization.Encoding.DER)) for root in trust_roots
+    ]
+    ts_roots = [
+        asn1_x509.Certificate.load(root.public_bytes(serialization.Encoding.DER))
+        for root in timestamp_trust_roots
     ]
     try:
         reader = PdfFileReader(stream, strict=False)
@@ -133,7 +152,7 @@ def validate_pdf(
     reports = []
     for embedded in signatures:
         try:
-            reports.append(_report(embedded, trust_roots=roots))
+            reports.append(_report(embedded, trust_roots=roots, timestamp_roots=ts_roots))
         except Exception as exc:
             raise ValidationFailed(
                 f"The signature in field {embedded.field_name!r} cannot be examined: {exc}"

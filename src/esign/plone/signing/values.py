@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
+
+if TYPE_CHECKING:
+    from cryptography import x509
 
 KeyAlgorithm = Literal["ec-p256", "rsa-3072"]
 
@@ -73,6 +76,8 @@ class SigningProfile:
     level: str = "B-B"
     #: Let pyHanko fetch revocation data of certificates not from the site CA (an external TSA's).
     fetch_revocation: bool = False
+    #: Trust anchors besides the site root: an external TSA's (its chain is validated for B-LT).
+    tsa_trust_roots: tuple[x509.Certificate, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -36,7 +36,7 @@ from esign.plone.errors import (
 from esign.plone.events import SignatureAdded
 from esign.plone.signing import sign_pdf, validate_pdf
 from esign.plone.signing.values import SignatureResult, SigningProfile, ValidationReport, VerifiedIdentity
-from esign.plone.sitepki import site_pki, site_timestamper, uses_external_tsa
+from esign.plone.sitepki import site_pki, site_timestamper, tsa_trust_roots, uses_external_tsa
 
 DRAFT = "draft"
 AWAITING = "awaiting_signature"
@@ -237,6 +237,7 @@ def signing_profile(*, field_name: str | None = None) -> SigningProfile:
     return SigningProfile(
         level=pades_level(),
         fetch_revocation=uses_external_tsa(),
+        tsa_trust_roots=tsa_trust_roots(),
         key_algorithm=api.portal.get_registry_record("esign.key_algorithm", default="ec-p256"),
         certificate_validity=dt.timedelta(
             minutes=api.portal.get_registry_record("esign.certificate_validity_minutes", default=10)
@@ -447,20 +448,20 @@ def add_archive_timestamp(case, *, moment: dt.datetime | None = None) -> None:
 
 def _archive_timestamped(case, source, *, moment: dt.datetime | None = None) -> tuple:
     """``source`` with a document timestamp on top, and when its TSA certificate expires; changes nothing."""
-    from esign.plone.signing.ltv import add_document_timestamp, archive_timestamp_expiry
+    from esign.plone.signing.ltv import add_document_timestamp
 
     stamped = NamedBlobFile(contentType="application/pdf", filename=_signed_filename(case))
     with source.open() as reader, stamped.open("r+") as writer:
-        add_document_timestamp(
+        expiry = add_document_timestamp(
             reader,
             writer,
             pki=site_pki(),
             timestamper=site_timestamper(),
             moment=moment,
             allow_fetching=uses_external_tsa(),
+            extra_trust_roots=tsa_trust_roots(),
         )
-    with stamped.open() as reader:
-        return stamped, archive_timestamp_expiry(reader)
+    return stamped, expiry
 
 
 def _keep_archive_timestamp(case, stamped, expiry: dt.datetime | None, *, event: str) -> None:
@@ -483,6 +484,7 @@ def renew_archive_timestamp(case, *, moment: dt.datetime | None = None) -> None:
             timestamper=site_timestamper(),
             moment=moment,
             allow_fetching=uses_external_tsa(),
+            extra_trust_roots=tsa_trust_roots(),
         )
     with renewed.open() as reader:
         expiry = archive_timestamp_expiry(reader)
@@ -521,7 +523,9 @@ def validate_case(case) -> ValidationReport | None:
         return None
     pki = site_pki()
     with case.signed_document.open() as reader:
-        return validate_pdf(reader, trust_roots=[pki.root_certificate])
+        return validate_pdf(
+            reader, trust_roots=[pki.root_certificate], timestamp_trust_roots=tsa_trust_roots()
+        )
 
 
 def _signed_filename(case) -> str:
