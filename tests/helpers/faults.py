@@ -26,6 +26,7 @@ the test that kills one with SIGKILL; see :func:`serve`.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import http.client
 import json
 import os
@@ -169,22 +170,40 @@ class _Server(ThreadingHTTPServer):
 
     def __init__(self, proxy: FaultProxy, port: int) -> None:
         self.proxy = proxy
+        self.open: set[socket.socket] = set()  # kept-alive client connections, cut when it stops
+        self.open_lock = threading.Lock()
         super().__init__(("127.0.0.1", port), _Handler)
 
     def finish_request(self, request, client_address) -> None:
         context = self.proxy._server_context
         if context is None:
-            super().finish_request(request, client_address)
+            self._serve(request, client_address)
             return
         request.settimeout(30)
         try:
-            tls = context.wrap_socket(request, server_side=True)
+            tls = context.wrap_socket(request, server_side=True)  # takes the socket over
         except (ssl.SSLError, OSError):
             return
         try:
-            super().finish_request(tls, client_address)
+            self._serve(tls, client_address)
         finally:
             tls.close()
+
+    def _serve(self, connection, client_address) -> None:
+        with self.open_lock:
+            self.open.add(connection)
+        try:
+            super().finish_request(connection, client_address)
+        finally:
+            with self.open_lock:
+                self.open.discard(connection)
+
+    def cut_open_connections(self) -> None:
+        """As a server that goes away does: every connection still open is reset."""
+        with self.open_lock:
+            for connection in self.open:
+                with contextlib.suppress(OSError):
+                    connection.shutdown(socket.SHUT_RDWR)
 
     def handle_error(self, request, client_address) -> None:
         pass  # a cut or a client that gave up is what these tests are about
@@ -258,6 +277,7 @@ class FaultProxy:
         if self._server is not None:
             self._server.shutdown()
             self._server.server_close()
+            self._server.cut_open_connections()
             self._server = None
         if self._thread is not None:
             self._thread.join(timeout=5)

@@ -352,3 +352,34 @@ def test_the_signer_pages_speak_english_on_an_english_site(site):
     transaction.commit()
     page = browser_for(site).get("@@esign-login")
     assert "Inloggning Medborgare" in page.text and "Inloggning Personal" in page.text
+
+
+def test_a_worker_thread_keeps_its_bankid_connection_between_calls_but_not_for_long(monkeypatch):
+    """Each collect would otherwise pay a new mutual-TLS handshake; an idle one is let go."""
+    import dataclasses
+    import threading
+
+    from esign.plone.identity import bankid
+    from esign.plone.workflow import journey
+
+    config = bankid.BankIDConfig(url="https://127.0.0.1:1/rp/v6.0", cert_path="c", key_path="k", ca_path="a")
+    monkeypatch.setattr(journey, "bankid_config", lambda: config)
+    monkeypatch.setattr(journey, "_bankid_kept", threading.local())
+    clock = [1000.0]
+    monkeypatch.setattr(journey.time, "monotonic", lambda: clock[0])
+    closed = []
+    monkeypatch.setattr(bankid.BankIDClient, "close", lambda self: closed.append(self))
+
+    first = journey.bankid_client()
+    clock[0] += journey.BANKID_IDLE_SECONDS - 1
+    assert journey.bankid_client() is first  # in use: kept
+    other_thread = []
+    worker = threading.Thread(target=lambda: other_thread.append(journey.bankid_client()))
+    worker.start()
+    worker.join()
+    assert other_thread[0] is not first  # one per worker thread
+    clock[0] += journey.BANKID_IDLE_SECONDS + 1
+    idle_too_long = journey.bankid_client()
+    assert idle_too_long is not first and closed == [first]
+    config = dataclasses.replace(config, timeout=1.5)
+    assert journey.bankid_client() is not idle_too_long  # a changed configuration: a new client

@@ -167,6 +167,10 @@ class BankIDClient:
         # Proxies from the environment must not see our client certificate's traffic.
         self._session.trust_env = False
 
+    def close(self) -> None:
+        """Close the kept connections."""
+        self._session.close()
+
     def auth(
         self,
         *,
