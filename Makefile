@@ -75,8 +75,10 @@ bench-engine: venv
 bench: bench-engine system-deps
 	$(BIN)/python bench/bench_throughput.py --skip-queries --concurrency 1,4,8 \
 		--journeys $(BENCH_JOURNEYS) --json $(BENCH_OUT)/journeys.json
-	$(BIN)/python bench/bench_cluster.py --concurrency 4,8 --journeys $(BENCH_JOURNEYS) \
-		--json $(BENCH_OUT)/cluster.json
+	$(BIN)/python bench/bench_cluster.py --instances 1 --concurrency 1,4,8 \
+		--journeys $(BENCH_JOURNEYS) --json $(BENCH_OUT)/cluster1.json
+	$(BIN)/python bench/bench_cluster.py --instances 2 --concurrency 1,4,8 \
+		--journeys $(BENCH_JOURNEYS) --json $(BENCH_OUT)/cluster.json
 	$(BIN)/python bench/bench_throughput.py --skip-journeys --cases $(BENCH_CASES) \
 		--json $(BENCH_OUT)/queries.json
 	$(BIN)/python bench/write_results.py $(BENCH_OUT)

@@ -3,7 +3,8 @@
     .venv/bin/python bench/write_results.py [var/bench] [--results benchmarks/RESULTS.md]
 
 Reads what the benchmarks wrote with ``--json`` into the folder (``signing.json``,
-``levels.json``, ``journeys.json``, ``cluster.json``, ``queries.json``; a missing file leaves its
+``levels.json``, ``journeys.json``, ``cluster1.json`` (one instance on RelStorage),
+``cluster.json`` (two), ``queries.json``; a missing file leaves its
 tables as they are) and replaces, in RESULTS.md, each block between ``<!-- results:NAME -->`` and
 ``<!-- /results:NAME -->`` with a fresh table. The text around the blocks (what the numbers
 mean, what limits them) is written by people and stays.
@@ -59,6 +60,10 @@ def _os_name() -> str:
     return f"{name}, Linux {platform.release()}"
 
 
+def _grouped(number: int) -> str:
+    return f"{number:,}".replace(",", "\u202f")
+
+
 def _ms(value: float) -> str:
     return f"{value / 1000:.2f} s" if value >= 10_000 else f"{value:.1f} ms"
 
@@ -98,11 +103,12 @@ def levels_table(signing: list[dict] | None, levels: list[dict] | None) -> str:
         median, added = result["median"], result["added"]
         for level, short in (("B-B", "BB"), ("B-T", "BT"), ("B-LTA", "BLTA")):
             engine, raw = median[f"engine-{short}"], median[f"raw-{short}"]
+            grown = f"+{_grouped(added[f'engine-{short}'])} / +{_grouped(added[f'raw-{short}'])}"
             lines.append(
                 f"| {result['label']} | {level} | {engine * 1000:.1f} ms | {raw * 1000:.1f} ms"
-                f" | **{engine / raw:.2f}** | +{added[f'engine-{short}']:,} / +{added[f'raw-{short}']:,} |"
+                f" | **{engine / raw:.2f}** | {grown} |"
             )
-    return "\n".join(lines).replace(",", " ")
+    return "\n".join(lines)
 
 
 def journeys_table(results: dict, prefix: str) -> str:
@@ -146,7 +152,7 @@ def queries_table(results: dict) -> str:
     if not sizes:
         return "(not measured)"
     officer = results.get(f"queries.{sizes[-1]}.officer_cases", "?")
-    lines = ["| query | " + " | ".join(f"{s:,} cases p50 / p95".replace(",", " ") for s in sizes) + " |"]
+    lines = ["| query | " + " | ".join(f"{_grouped(s)} cases p50 / p95" for s in sizes) + " |"]
     lines.append("|---" * (len(sizes) + 1) + "|")
     for key, title in QUERIES:
         cells = []
@@ -183,14 +189,17 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     signing, levels = _load(args.folder / "signing.json"), _load(args.folder / "levels.json")
     journeys, cluster = _load(args.folder / "journeys.json"), _load(args.folder / "cluster.json")
+    cluster_one = _load(args.folder / "cluster1.json")
     queries = _load(args.folder / "queries.json")
-    merged = {**(journeys or {}), **(cluster or {}), **(queries or {})}
+    merged = {**(journeys or {}), **(cluster_one or {}), **(cluster or {}), **(queries or {})}
     text = args.results.read_text()
     text = replace_block(text, "machine", machine_table(merged))
     if signing or levels:
         text = replace_block(text, "levels", levels_table(signing, levels))
     if journeys:
         text = replace_block(text, "journeys", journeys_table(journeys, "journeys"))
+    if cluster_one:
+        text = replace_block(text, "cluster-one", journeys_table(cluster_one, "cluster"))
     if cluster:
         text = replace_block(text, "cluster", journeys_table(cluster, "cluster"))
     if queries:
