@@ -37,7 +37,7 @@ from test_cluster import (
     wait_for_mails,
 )
 
-from helpers.faults import Fault, FaultProxy, Passage
+from helpers.faults import Fault, FaultProxy, Passage, bankid_proxy_for
 from helpers.journey import BankIDTester, SignerBrowser, hidden, link_in
 from helpers.rest import Officer
 from helpers.validators import qpdf_check
@@ -58,18 +58,7 @@ def bankid(cluster):
     The proxy presents the test server's own certificate and demands the relying party's
     client certificate, as BankID does.
     """
-    base = cluster.bankid_dir
-    upstream = cluster.environment["ESIGN_BANKID_URL"]
-    proxy = FaultProxy(
-        upstream.rsplit("/rp/", 1)[0],
-        server_cert=base / "server.pem",
-        server_key=base / "server-key.pem",
-        client_ca=base / "ca.pem",
-        upstream_ca=base / "ca.pem",
-        upstream_cert=base / "rp.pem",
-        upstream_key=base / "rp-key.pem",
-        host_name="localhost",
-    ).start()
+    proxy = bankid_proxy_for(cluster.bankid_dir, cluster.environment["ESIGN_BANKID_URL"]).start()
     try:
         url = cluster.add_instance(env={"ESIGN_BANKID_URL": f"{proxy.url}/rp/v6.0"})
         yield proxy, url

@@ -380,9 +380,15 @@ def bankid_proxy(server) -> FaultProxy:
     certificate as BankID does, and forwards with that client certificate; its
     ``environment()`` gives the ``ESIGN_BANKID_*`` variables that point the site at it.
     """
-    base = server.directory
-    proxy = _BankIDProxy(
-        server.api_url.rsplit("/rp/", 1)[0],
+    proxy = bankid_proxy_for(server.directory, server.api_url)
+    proxy.bankid_environment = server.environment()
+    return proxy
+
+
+def bankid_proxy_for(base: Path, api_url: str) -> _BankIDProxy:
+    """A BankID proxy (not started) for the test server whose files are in ``base``."""
+    return _BankIDProxy(
+        api_url.rsplit("/rp/", 1)[0],
         server_cert=base / "server.pem",
         server_key=base / "server-key.pem",
         client_ca=base / "ca.pem",
@@ -391,8 +397,6 @@ def bankid_proxy(server) -> FaultProxy:
         upstream_key=base / "rp-key.pem",
         host_name="localhost",
     )
-    proxy.bankid_environment = server.environment()
-    return proxy
 
 
 class _BankIDProxy(FaultProxy):

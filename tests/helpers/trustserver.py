@@ -365,6 +365,21 @@ class TrustServer:
         self._server = _Server(self)
         self._thread: threading.Thread | None = None
 
+    @classmethod
+    def of_a_new_ca(cls) -> tuple[ThrowawayCA, TrustServer]:
+        """A throwaway CA and a server (not started) of its TSA, OCSP responders and CRLs."""
+        server = cls()
+        ca = ThrowawayCA.create(base_url=server.url)
+        registry = ca.registry()
+        server.tsa = ca.tsa()
+        server.ocsp = ca.ocsp_responder(registry)
+        server.root_ocsp = ca.root_ocsp_responder(registry)
+        server.crls = {
+            "issuing.crl": lambda: ca.issuing_crl(registry),
+            "root.crl": lambda: ca.root_crl(registry),
+        }
+        return ca, server
+
     def responders(self) -> dict[str, OCSPResponder]:
         """The OCSP responders being served, by path."""
         served = {"/ocsp": self.ocsp, "/root-ocsp": self.root_ocsp}

@@ -38,13 +38,7 @@ pytest_plugins = ["helpers.rest"]
 @pytest.fixture()
 def external_tsa(site):
     """The site's ``tsa_url`` is the TSA of a CA the site does not know (its root not yet trusted)."""
-    server = TrustServer()
-    ca = ThrowawayCA.create(base_url=server.url)
-    registry = ca.registry()
-    server.tsa = ca.tsa()
-    server.ocsp = ca.ocsp_responder(registry)
-    server.root_ocsp = ca.root_ocsp_responder(registry)
-    server.crls = {"issuing.crl": lambda: ca.issuing_crl(registry), "root.crl": lambda: ca.root_crl(registry)}
+    ca, server = TrustServer.of_a_new_ca()
     server.start()
     api.portal.set_registry_record("esign.tsa_url", f"{server.url}/esign-pki/tsa")
     transaction.commit()

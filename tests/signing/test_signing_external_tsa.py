@@ -51,13 +51,7 @@ def site(home, tmp_path_factory) -> SitePKI:
 @pytest.fixture(scope="module")
 def foreign():
     """A TSA of another CA, with that CA's OCSP responders and CRLs, over HTTP."""
-    server = TrustServer()
-    ca = ThrowawayCA.create(base_url=server.url)
-    registry = ca.registry()
-    server.tsa = ca.tsa()
-    server.ocsp = ca.ocsp_responder(registry)
-    server.root_ocsp = ca.root_ocsp_responder(registry)
-    server.crls = {"issuing.crl": lambda: ca.issuing_crl(registry), "root.crl": lambda: ca.root_crl(registry)}
+    ca, server = TrustServer.of_a_new_ca()
     with server:
         yield ca, server
 
