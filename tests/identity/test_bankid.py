@@ -482,6 +482,31 @@ def test_the_configuration_comes_from_the_environment_over_the_defaults(monkeypa
     assert "ESIGN_BANKID_KEY" in raised.value.details
 
 
+@pytest.mark.parametrize(
+    ("value", "timeout"),
+    [
+        ("", 10.0),
+        ("3.5", 3.5),
+        ("120", 120.0),
+        ("0", 10.0),
+        ("-1", 10.0),
+        ("121", 10.0),
+        ("ten", 10.0),
+        ("nan", 10.0),
+    ],
+)
+def test_esign_bankid_timeout_sets_the_wait_and_a_bad_value_keeps_the_default(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, value: str, timeout: float
+):
+    monkeypatch.setenv("ESIGN_BANKID_TIMEOUT", value)
+    defaults = {"url": "https://a.example/rp/v6.0", "cert_path": "c", "key_path": "k", "ca_path": "ca"}
+    for name in ("URL", "CERT", "KEY", "CA"):
+        monkeypatch.delenv(f"ESIGN_BANKID_{name}", raising=False)
+
+    assert BankIDConfig.from_env(defaults).timeout == timeout
+    assert ("ESIGN_BANKID_TIMEOUT" in caplog.text) == (value not in ("", "3.5", "120"))
+
+
 def test_the_console_script_serves_until_terminated(tmp_path: Path):
     script = Path(sys.executable).parent / "esign-bankid-test-server"
     process = subprocess.Popen(

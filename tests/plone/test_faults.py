@@ -8,7 +8,6 @@ which a test breaks the way networks and vendors do (refused, 5xx, garbage, slow
 from __future__ import annotations
 
 import contextlib
-import functools
 import json
 import os
 import signal
@@ -27,7 +26,6 @@ from plone.namedfile.file import NamedBlobFile
 
 from esign.plone import api as esign
 from esign.plone import audit
-from esign.plone.signing import ltv
 from esign.plone.signing.tsa import TIMESTAMP_REPLY
 from esign.plone.testservers.bankid import BankIDTestServer
 from esign.plone.testservers.mail import MailCatcher
@@ -84,7 +82,7 @@ def tsa(site, monkeypatch):
     (revocation data may be fetched); the TSA's certificate is the site's own, whose status
     the site answers in process.
     """
-    monkeypatch.setattr(ltv, "http_timestamper", _short_timeout(ltv.http_timestamper))
+    monkeypatch.setenv("ESIGN_TSA_TIMEOUT", str(TSA_TIMEOUT))
     upstream = TrustServer(tsa=esign.site_pki().timestamp_authority()).start()
     proxy = FaultProxy(upstream.url).start()
     api.portal.set_registry_record("esign.tsa_url", f"{proxy.url}/tsa")
@@ -93,13 +91,6 @@ def tsa(site, monkeypatch):
     proxy.stop()
     upstream.stop()
 
-
-def _short_timeout(http_timestamper):
-    @functools.wraps(http_timestamper)
-    def with_short_timeout(url: str, **kw):
-        return http_timestamper(url, **{**kw, "timeout": TSA_TIMEOUT})
-
-    return with_short_timeout
 
 
 @pytest.fixture()
@@ -401,14 +392,7 @@ RFA5 = "Internt tekniskt fel. Försök igen."
 @pytest.fixture()
 def fast_bankid(monkeypatch):
     """The site's BankID client gives up after :data:`BANKID_TIMEOUT` seconds instead of 10."""
-    import dataclasses
-
-    from esign.plone.workflow import journey
-
-    configured = journey.bankid_config
-    monkeypatch.setattr(
-        journey, "bankid_config", lambda: dataclasses.replace(configured(), timeout=BANKID_TIMEOUT)
-    )
+    monkeypatch.setenv("ESIGN_BANKID_TIMEOUT", str(BANKID_TIMEOUT))
 
 
 def break_bankid(proxy: FaultProxy, fault: str, path: str) -> None:

@@ -191,6 +191,7 @@ def site_timestamper():
     worker thread that called its own server would wait on a thread of the same pool and,
     under load, deadlock; ``<site>/esign-pki/tsa`` serves that same TSA to everybody else.
     """
+    from esign.plone.environment import seconds_from_env
     from esign.plone.signing.ltv import http_timestamper, local_timestamper
 
     url = (api.portal.get_registry_record("esign.tsa_url", default="") or "").strip()
@@ -199,7 +200,8 @@ def site_timestamper():
             api.portal.get_registry_record("esign.tsa_password", default="") or ""
         )
         username = api.portal.get_registry_record("esign.tsa_username", default="") or ""
-        return http_timestamper(url, username=username, password=password)
+        timeout = seconds_from_env("ESIGN_TSA_TIMEOUT") or 10.0
+        return http_timestamper(url, username=username, password=password, timeout=timeout)
     pki = site_pki()
     if pki.tsa_certificate is None:
         pki = ensure_tsa()

@@ -36,6 +36,7 @@ from urllib.parse import quote
 
 import requests
 
+from esign.plone.environment import seconds_from_env
 from esign.plone.errors import BankIDError
 from esign.plone.identity.rfa import error_message
 from esign.plone.signing.values import LOA3, AuthenticationContext, VerifiedIdentity
@@ -70,7 +71,7 @@ class BankIDConfig:
 
     @classmethod
     def from_env(cls, defaults: dict[str, Any] | None = None) -> BankIDConfig | None:
-        """Read ``ESIGN_BANKID_URL``, ``_CERT``, ``_KEY`` and ``_CA``; each overrides ``defaults``.
+        """Read ``ESIGN_BANKID_URL``, ``_CERT``, ``_KEY``, ``_CA``, ``_TIMEOUT``; each overrides ``defaults``.
 
         :param defaults: values for the fields (``url``, ``cert_path``, ``key_path``, ``ca_path``,
             ``timeout``), e.g. from the control panel.
@@ -81,6 +82,9 @@ class BankIDConfig:
         for name, variable in _ENV.items():
             if os.environ.get(variable):
                 values[name] = os.environ[variable]
+        timeout = seconds_from_env("ESIGN_BANKID_TIMEOUT")
+        if timeout is not None:
+            values["timeout"] = timeout
         if not values.get("url"):
             return None
         missing = [_ENV[f] for f in ("cert_path", "key_path", "ca_path") if not values.get(f)]
