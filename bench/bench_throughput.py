@@ -45,7 +45,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import io
 import json
 import logging
 import os
@@ -68,6 +67,9 @@ sys.path.insert(0, str(ROOT / "scripts"))
 sys.path.insert(1, str(ROOT / "tests"))
 
 from demo import WSGIServer, write_zope_conf  # noqa: E402 - scripts/demo.py, found through the path above
+
+from helpers import people  # noqa: E402 - tests/helpers, found through the path above
+from helpers.pdfs import one_page_pdf  # noqa: E402
 
 LOOPBACK = "127.0.0.1"
 OFFICER_PASSWORD = "officer-bench-1"  # noqa: S105 - a throwaway site
@@ -95,24 +97,11 @@ def result(name: str, value) -> None:
 def personnummer(index: int) -> str:
     """A valid 12-digit personnummer (real date, Luhn check digit), different for each index."""
     born = dt.date(1940, 1, 1) + dt.timedelta(days=index % 25_000)
-    serial = 100 + (index // 25_000) % 900
-    ten = f"{born:%y%m%d}{serial:03d}"
-    total = 0
-    for position, digit in enumerate(ten):
-        value = int(digit) * (2 if position % 2 == 0 else 1)
-        total += value - 9 if value > 9 else value
-    return f"{born:%Y%m%d}{serial:03d}{(10 - total % 10) % 10}"
+    return people.personnummer(born, 100 + (index // 25_000) % 900)
 
 
 def minimal_pdf() -> bytes:
-    from reportlab.pdfgen import canvas
-
-    buffer = io.BytesIO()
-    page = canvas.Canvas(buffer)
-    page.drawString(72, 760, "Avtal")
-    page.showPage()
-    page.save()
-    return buffer.getvalue()
+    return one_page_pdf("Avtal")
 
 
 def percentile(values: list[float], share: float) -> float:

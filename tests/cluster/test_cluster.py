@@ -37,9 +37,9 @@ import requests
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
-from esign.plone.content.identifiers import luhn_ok, normalize_personal_number
 from esign.plone.testservers.bankid import PERSONAS
 from helpers.journey import BankIDTester, SignerBrowser, hidden, link_in
+from helpers.people import personnummer
 from helpers.rest import Officer, create_case, sent_case_uid
 from helpers.validators import qpdf_check
 
@@ -63,13 +63,6 @@ PEOPLE = (
     ("Ines", "Strand"),
     ("Jon", "Nyström"),
 )
-
-
-def personnummer(born: dt.date, serial: int) -> str:
-    """A 12-digit personnummer with the Luhn check digit of its last ten digits."""
-    body = f"{born:%Y%m%d}{serial:03d}"
-    check = next(d for d in "0123456789" if luhn_ok(body[2:] + d))
-    return normalize_personal_number(body + check)  # and the date is one that exists
 
 
 # Born in December 1912, as the BankID test persons (191212121212): no living person's number.

@@ -20,7 +20,6 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import http.cookiejar
-import io
 import re
 import secrets
 import time
@@ -33,6 +32,7 @@ from plone import api
 from plone.namedfile.file import NamedBlobFile
 
 from helpers.journey import BankIDTester
+from helpers.pdfs import one_page_pdf
 from helpers.rest import RestSigner
 from helpers.site import ANNA, BERTIL, identity_of
 
@@ -919,14 +919,7 @@ def registered_doors() -> set[tuple]:
 
 
 def pdf() -> bytes:
-    from reportlab.pdfgen import canvas
-
-    buffer = io.BytesIO()
-    page = canvas.Canvas(buffer)
-    page.drawString(72, 760, "Avtal om vårdtjänster mellan Regionen och Vårdgivaren AB")
-    page.showPage()
-    page.save()
-    return buffer.getvalue()
+    return one_page_pdf()
 
 
 def _plone_token(username: str | None) -> str:

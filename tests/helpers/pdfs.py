@@ -38,6 +38,18 @@ PAGE_TEXT = "Beslut om bygglov"
 FOREIGN_SIGNER = "Foreign Tool Signer"
 
 
+def one_page_pdf(text: str = "Avtal om vårdtjänster mellan Regionen och Vårdgivaren AB") -> bytes:
+    """A one-page PDF (reportlab) with one line of text."""
+    from reportlab.pdfgen import canvas
+
+    buffer = io.BytesIO()
+    page = canvas.Canvas(buffer)
+    page.drawString(72, 760, text)
+    page.showPage()
+    page.save()
+    return buffer.getvalue()
+
+
 def _raw_pdf(objects: list[bytes], *, root: int = 1) -> bytes:
     """Assemble a classic-xref PDF from numbered object bodies (object n = objects[n-1])."""
     out = io.BytesIO()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
+from esign.plone.content.identifiers import luhn_ok, normalize_personal_number
 from esign.plone.signing import AuthenticationContext, VerifiedIdentity
 
 PASSPHRASE = b"correct horse battery staple"
@@ -33,3 +34,10 @@ def make_identity(
             transaction_ref=transaction_ref,
         ),
     )
+
+
+def personnummer(born: dt.date, serial: int) -> str:
+    """A 12-digit personnummer for ``born`` with the Luhn check digit of its last ten digits."""
+    body = f"{born:%Y%m%d}{serial:03d}"
+    check = next(d for d in "0123456789" if luhn_ok(body[2:] + d))
+    return normalize_personal_number(body + check)  # and the date is one that exists

@@ -12,6 +12,7 @@ from esign.plone.testing import ESIGN_FUNCTIONAL_TESTING, ESIGN_INTEGRATION_TEST
 
 # The session's environment (PKI folder, SMTP server) is set by helpers.site
 # before Plone is imported; the people and identities the tests use live there too.
+from helpers.pdfs import one_page_pdf
 from helpers.site import ANNA, BERTIL, MAIL, STAFF, identity_of
 
 globals().update(
@@ -26,16 +27,7 @@ globals().update(
 
 @pytest.fixture()
 def pdf_bytes() -> bytes:
-    import io
-
-    from reportlab.pdfgen import canvas
-
-    buffer = io.BytesIO()
-    page = canvas.Canvas(buffer)
-    page.drawString(72, 760, "Avtal om vårdtjänster mellan Regionen och Vårdgivaren AB")
-    page.showPage()
-    page.save()
-    return buffer.getvalue()
+    return one_page_pdf()
 
 
 @pytest.fixture()

@@ -92,7 +92,6 @@ def tsa(site, monkeypatch):
     upstream.stop()
 
 
-
 @pytest.fixture()
 def sent_case(site, pdf_bytes):
     def factory(signers=(ANNA,), **fields):
