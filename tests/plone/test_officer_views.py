@@ -130,7 +130,7 @@ def test_a_past_deadline_is_highlighted_while_the_case_still_awaits_signatures(s
     new_case(title="Avtal i tid", send=True, deadline=dt.date.today() + dt.timedelta(days=30))
     # Five days later, and the tick has not run yet: the case still awaits signatures.
     later = dt.datetime.now(dt.UTC) + dt.timedelta(days=5)
-    monkeypatch.setattr("esign.plone.officer.views.current_time", lambda: later)
+    monkeypatch.setattr("esign.plone.workflow.lifecycle.current_time", lambda: later)
     html = my_cases(site, OFFICER).text
     assert "esign-overdue" in row_of(html, "Försenat avtal")
     assert late.deadline.isoformat() in row_of(html, "Försenat avtal")

@@ -13,6 +13,7 @@ the OCSP responder and the CRLs answer for every certificate, one-time ones incl
 
 from __future__ import annotations
 
+import functools
 import os
 import secrets
 import threading
@@ -218,17 +219,23 @@ def tsa_trust_roots() -> tuple[x509.Certificate, ...]:
     Unreadable ones are logged and left out: signing with that TSA then fails as untrusted,
     and validation goes on against the site root.
     """
-    from esign.plone.signing.ltv import load_trust_roots
-
     path = os.environ.get("ESIGN_TSA_TRUST_ROOTS")
     try:
         if path:
-            return load_trust_roots(Path(path).read_bytes())
+            return _trust_roots(Path(path).read_bytes())
         pem = (api.portal.get_registry_record("esign.tsa_trust_roots", default="") or "").strip()
-        return load_trust_roots(pem) if pem else ()
+        return _trust_roots(pem.encode("utf-8")) if pem else ()
     except (OSError, InvalidInput) as exc:
         logger.error("The external TSA's trust roots (%s) cannot be read: %s", path or "control panel", exc)
         return ()
+
+
+@functools.lru_cache(maxsize=4)
+def _trust_roots(pem: bytes) -> tuple[x509.Certificate, ...]:
+    # Asked for at every signature, document timestamp and validation: parsed once per text.
+    from esign.plone.signing.ltv import load_trust_roots
+
+    return load_trust_roots(pem)
 
 
 def import_site_ca(data: bytes, *, password: bytes | None) -> SitePKI:

@@ -18,8 +18,7 @@ from zope.i18nmessageid import Message
 
 from esign.plone import _
 from esign.plone.workflow import cases
-from esign.plone.workflow.lifecycle import EXPIRED_STATE, current_time
-from esign.plone.workflow.links import SWEDEN
+from esign.plone.workflow.lifecycle import EXPIRED_STATE, swedish_today
 
 #: The states in the order a case lives through them, with the headings of their groups.
 STATES: dict[str, Message] = {
@@ -171,7 +170,7 @@ class MyCases(BrowserView):
         states = [self.state_filter()] if self.state_filter() else list(STATES)
         start = self.b_start()
         found = self._search(states) if self.query() else self._find(states)
-        today = current_time().astimezone(SWEDEN).date()
+        today = swedish_today()
         groups = []
         for state, brains in found.items():
             total = len(brains)

@@ -41,6 +41,7 @@ __all__ = [
     "main",
     "remind",
     "remind_due",
+    "swedish_today",
     "tick",
 ]
 
@@ -83,12 +84,17 @@ def _aware(now: dt.datetime | None) -> dt.datetime:
     return now
 
 
+def swedish_today(now: dt.datetime | None = None) -> dt.date:
+    """The date it is in Sweden: deadlines are Swedish dates."""
+    return _aware(now).astimezone(SWEDEN).date()
+
+
 def deadline_passed(case, *, now: dt.datetime | None = None) -> bool:
     """True once the case's last day to sign (a date in Swedish time) is over."""
     deadline = getattr(case, "deadline", None)
     if not deadline:
         return False
-    return _aware(now).astimezone(SWEDEN).date() > deadline
+    return swedish_today(now) > deadline
 
 
 # -- who is due --------------------------------------------------------------------
