@@ -409,18 +409,6 @@ class _BankIDProxy(FaultProxy):
 
 # -- a real Zope instance in a process of its own ----------------------------------------------
 
-ZOPE_CONF = """\
-%define INSTANCE {home}
-instancehome $INSTANCE
-<zodb_db main>
-  <filestorage>
-    path $INSTANCE/var/Data.fs
-    blob-dir $INSTANCE/var/blobstorage
-  </filestorage>
-  mount-point /
-</zodb_db>
-"""
-
 #: The case the instance makes on its first start, and its one signer.
 KILL_CASE_ID = "avtal-kill"
 OFFICER = ("officer", "officer-secret-1")
@@ -436,6 +424,7 @@ def serve(home: Path, *, port: int, port_file: Path, signer: dict, tsa_url: str)
     """
     sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "scripts"))
     import esign_site
+    from demo import ZOPE_CONF  # the zope.conf of a FileStorage instance in ``home``
 
     (home / "var" / "blobstorage").mkdir(parents=True, exist_ok=True, mode=0o700)
     conf = home / "zope.conf"

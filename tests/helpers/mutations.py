@@ -41,6 +41,8 @@ from typing import Any
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
+from helpers.pdfs import build_pdf
+
 MiB = 1024 * 1024
 GiB = 1024 * MiB
 
@@ -61,34 +63,6 @@ class HostilePdf:
     data: bytes = field(repr=False)
     #: An upload must refuse it (a bomb, 10 000 levels of nesting, a page tree that lies).
     must_refuse: bool = False
-
-
-def build_pdf(
-    objects: Sequence[bytes],
-    *,
-    root: int = 1,
-    trailer: bytes = b"",
-    version: bytes = b"1.7",
-) -> bytes:
-    """A classic-xref PDF of numbered object bodies (object *n* is ``objects[n - 1]``).
-
-    :param trailer: extra trailer entries, e.g. ``b"/Info 5 0 R"``.
-    """
-    out = io.BytesIO()
-    out.write(b"%PDF-" + version + b"\n%\xe2\xe3\xcf\xd3\n")
-    offsets = []
-    for number, body in enumerate(objects, start=1):
-        offsets.append(out.tell())
-        out.write(b"%d 0 obj\n" % number + body + b"\nendobj\n")
-    xref = out.tell()
-    out.write(b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1))
-    for offset in offsets:
-        out.write(b"%010d 00000 n \n" % offset)
-    out.write(
-        b"trailer\n<< /Size %d /Root %d 0 R %s>>\nstartxref\n%d\n%%%%EOF\n"
-        % (len(objects) + 1, root, trailer + b" " if trailer else b"", xref)
-    )
-    return out.getvalue()
 
 
 def append_update(base: bytes, objects: dict[int, bytes], *, trailer: bytes = b"") -> bytes:

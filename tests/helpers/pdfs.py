@@ -24,6 +24,7 @@ import os
 import struct
 import subprocess
 import zlib
+from collections.abc import Sequence
 from pathlib import Path
 
 from cryptography import x509
@@ -50,10 +51,19 @@ def one_page_pdf(text: str = "Avtal om vårdtjänster mellan Regionen och Vårdg
     return buffer.getvalue()
 
 
-def _raw_pdf(objects: list[bytes], *, root: int = 1) -> bytes:
-    """Assemble a classic-xref PDF from numbered object bodies (object n = objects[n-1])."""
+def build_pdf(
+    objects: Sequence[bytes],
+    *,
+    root: int = 1,
+    trailer: bytes = b"",
+    version: bytes = b"1.7",
+) -> bytes:
+    """A classic-xref PDF of numbered object bodies (object *n* is ``objects[n - 1]``).
+
+    :param trailer: extra trailer entries, e.g. ``b"/Info 5 0 R"``.
+    """
     out = io.BytesIO()
-    out.write(b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n")
+    out.write(b"%PDF-" + version + b"\n%\xe2\xe3\xcf\xd3\n")
     offsets = []
     for number, body in enumerate(objects, start=1):
         offsets.append(out.tell())
@@ -63,7 +73,8 @@ def _raw_pdf(objects: list[bytes], *, root: int = 1) -> bytes:
     for offset in offsets:
         out.write(b"%010d 00000 n \n" % offset)
     out.write(
-        b"trailer\n<< /Size %d /Root %d 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (len(objects) + 1, root, xref)
+        b"trailer\n<< /Size %d /Root %d 0 R %s>>\nstartxref\n%d\n%%%%EOF\n"
+        % (len(objects) + 1, root, trailer + b" " if trailer else b"", xref)
     )
     return out.getvalue()
 
@@ -306,7 +317,7 @@ class TestDocuments:
         return data[: len(data) // 2]
 
     def _make_zero_pages(self) -> bytes:
-        return _raw_pdf([b"<< /Type /Catalog /Pages 2 0 R >>", b"<< /Type /Pages /Kids [] /Count 0 >>"])
+        return build_pdf([b"<< /Type /Catalog /Pages 2 0 R >>", b"<< /Type /Pages /Kids [] /Count 0 >>"])
 
     def _make_not_a_pdf(self) -> bytes:
         return _png()

@@ -53,3 +53,37 @@ def identity_of(row: dict, *, method: str = "bankid") -> VerifiedIdentity:
             transaction_ref="order-0001",
         ),
     )
+
+
+def send_new_case(
+    container,
+    pdf: bytes,
+    *,
+    officer: str,
+    signers,
+    title: str | None = None,
+    information_class: str = "K2",
+    **fields,
+):
+    """A signing case made and sent by ``officer``, committed (the mails are on their way)."""
+    import uuid
+
+    import transaction
+    from plone import api
+    from plone.namedfile.file import NamedBlobFile
+
+    from esign.plone import api as esign
+
+    with api.env.adopt_user(username=officer):
+        case = api.content.create(
+            container=container,
+            type="SigningCase",
+            title=title or f"Avtal {uuid.uuid4().hex[:8]}",
+            information_class=information_class,
+            document=NamedBlobFile(pdf, filename="avtal.pdf", contentType="application/pdf"),
+            signers=[dict(s) for s in signers],
+            **fields,
+        )
+        esign.send_case(case)
+    transaction.commit()
+    return case

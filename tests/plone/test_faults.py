@@ -15,14 +15,12 @@ import subprocess
 import sys
 import threading
 import time
-import uuid
 from pathlib import Path
 
 import pytest
 import requests
 import transaction
 from plone import api
-from plone.namedfile.file import NamedBlobFile
 
 from esign.plone import api as esign
 from esign.plone import audit
@@ -33,7 +31,7 @@ from esign.plone.workflow import cases
 from helpers import faults
 from helpers.faults import Fault, FaultProxy, bankid_proxy
 from helpers.journey import BankIDTester, SignerBrowser, hidden
-from helpers.site import ANNA, BERTIL
+from helpers.site import ANNA, BERTIL, send_new_case
 from helpers.smtp import text_of
 from helpers.trustserver import TrustServer
 from helpers.validators import pdfsig
@@ -95,19 +93,7 @@ def tsa(site, monkeypatch):
 @pytest.fixture()
 def sent_case(site, pdf_bytes):
     def factory(signers=(ANNA,), **fields):
-        with api.env.adopt_user(username=OFFICER[0]):
-            case = api.content.create(
-                container=site,
-                type="SigningCase",
-                title=f"Avtal {uuid.uuid4().hex[:8]}",
-                information_class="K2",
-                document=NamedBlobFile(pdf_bytes, filename="avtal.pdf", contentType="application/pdf"),
-                signers=[dict(s) for s in signers],
-                **fields,
-            )
-            esign.send_case(case)
-        transaction.commit()
-        return case
+        return send_new_case(site, pdf_bytes, officer=OFFICER[0], signers=signers, **fields)
 
     return factory
 

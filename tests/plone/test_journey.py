@@ -6,19 +6,17 @@ caught by a real SMTP server. Nothing in the add-on is bypassed.
 """
 
 import os
-import uuid
 
 import pytest
 import transaction
 from plone import api
-from plone.namedfile.file import NamedBlobFile
 
 from esign.plone import api as esign
 from esign.plone import storage
 from esign.plone.testservers.bankid import BankIDTestServer
 from esign.plone.testservers.oidc import OIDCTestProvider
 from helpers.journey import BankIDTester, SignerBrowser, hidden, link_in
-from helpers.site import ANNA, BERTIL, MAIL, STAFF
+from helpers.site import ANNA, BERTIL, MAIL, STAFF, send_new_case
 from helpers.smtp import text_of
 from helpers.validators import pdfsig
 
@@ -65,21 +63,10 @@ def site(functional_portal, bankid_server, idp):
 @pytest.fixture()
 def sent_case(site, pdf_bytes):
     def factory(signers=(ANNA, STAFF), **fields):
-        title = f"Avtal {uuid.uuid4().hex[:8]}"
-        with api.env.adopt_user(username="officer"):
-            case = api.content.create(
-                container=site,
-                type="SigningCase",
-                title=title,
-                information_class="K3",
-                document=NamedBlobFile(pdf_bytes, filename="avtal.pdf", contentType="application/pdf"),
-                signers=[dict(s) for s in signers],
-                message="Välkommen att skriva under.",
-                **fields,
-            )
-            esign.send_case(case)
-        transaction.commit()
-        return case
+        fields.setdefault("message", "Välkommen att skriva under.")
+        return send_new_case(
+            site, pdf_bytes, officer="officer", signers=signers, information_class="K3", **fields
+        )
 
     return factory
 

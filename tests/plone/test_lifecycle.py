@@ -7,14 +7,12 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import uuid
 
 import pytest
 import requests
 import transaction
 from plone import api
 from plone.app.testing import SITE_OWNER_NAME, SITE_OWNER_PASSWORD
-from plone.namedfile.file import NamedBlobFile
 
 from esign.plone import api as esign
 from esign.plone import audit
@@ -23,7 +21,7 @@ from esign.plone.notify import mail
 from esign.plone.workflow import lifecycle
 from esign.plone.workflow.links import SWEDEN
 from helpers.journey import hidden, link_in
-from helpers.site import ANNA, BERTIL, MAIL, STAFF
+from helpers.site import ANNA, BERTIL, MAIL, STAFF, send_new_case
 from helpers.smtp import text_of
 
 OFFICER = ("officer", "officer-secret-1")
@@ -47,19 +45,7 @@ def site(functional_portal, monkeypatch):
 @pytest.fixture()
 def sent_case(site, pdf_bytes):
     def factory(signers=(ANNA, BERTIL), **fields):
-        with api.env.adopt_user(username="officer"):
-            case = api.content.create(
-                container=site,
-                type="SigningCase",
-                title=f"Avtal {uuid.uuid4().hex[:8]}",
-                information_class="K2",
-                document=NamedBlobFile(pdf_bytes, filename="avtal.pdf", contentType="application/pdf"),
-                signers=[dict(s) for s in signers],
-                **fields,
-            )
-            esign.send_case(case)
-        transaction.commit()
-        return case
+        return send_new_case(site, pdf_bytes, officer="officer", signers=signers, **fields)
 
     return factory
 

@@ -9,13 +9,11 @@ import time
 import pytest
 import transaction
 from plone import api
-from plone.namedfile.file import NamedBlobFile
 
-from esign.plone import api as esign
 from esign.plone import audit
 from esign.plone.notify import mail
 from esign.plone.workflow import lifecycle
-from helpers.site import ANNA, BERTIL
+from helpers.site import ANNA, BERTIL, send_new_case
 from helpers.smtp import mail_catcher
 
 QUEUE_INTERVAL = 0.2
@@ -50,18 +48,7 @@ def site(functional_portal, catcher, queue, monkeypatch):
 
 
 def send_case(site, pdf_bytes, signers):
-    with api.env.adopt_user(username="officer"):
-        case = api.content.create(
-            container=site,
-            type="SigningCase",
-            title="Avtal om vårdtjänster",
-            information_class="K2",
-            document=NamedBlobFile(pdf_bytes, filename="avtal.pdf", contentType="application/pdf"),
-            signers=[dict(s) for s in signers],
-        )
-        esign.send_case(case)
-    transaction.commit()
-    return case
+    return send_new_case(site, pdf_bytes, officer="officer", signers=signers, title="Avtal om vårdtjänster")
 
 
 def wait_for_outcomes(queue, message_ids, timeout: float = 10) -> dict[str, dict]:
